@@ -1,0 +1,35 @@
+# Two commands do everything on a fresh machine:
+#   make demo   the main job (creates .venv when missing)
+#   make test   every test: pytest over tests/ and nbval over notebooks/
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The torch release the project is tested with; override with `make test TORCH=torch`.
+TORCH ?= torch==2.13.0
+
+.PHONY: demo test figures notebooks lint
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet "$(TORCH)"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+demo: $(VENV)/.installed
+	$(PY) -m deeplab_ref.figures
+	$(PY) -m jupyter nbconvert --to notebook --execute --output-dir results/notebooks notebooks/*.ipynb
+	@echo "figures in figures/, executed notebooks in results/notebooks/"
+
+# pytest exits 5 when it collects nothing: say so, and fail.
+test: $(VENV)/.installed
+	$(PY) -m pytest -n 2 --dist loadscope; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "ERROR: pytest collected no tests" >&2; fi; exit $$rc
+
+figures: $(VENV)/.installed
+	$(PY) -m deeplab_ref.figures
+
+# Re-execute every notebook in place (do this before committing a notebook).
+notebooks: $(VENV)/.installed
+	$(PY) -m jupyter nbconvert --to notebook --execute --inplace notebooks/*.ipynb
+
+lint: $(VENV)/.installed
+	$(PY) -m ruff check . && $(PY) -m ruff format --check .

@@ -1,0 +1,1 @@
+"""Figures: each module here draws one topic from numbers the library computes."""
