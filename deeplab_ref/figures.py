@@ -26,7 +26,9 @@ FIGURES: dict[str, Callable[[], Figure]] = {
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m deeplab_ref.figures", description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("figures"), help="output folder")
-    parser.add_argument("names", nargs="*", help=f"figures to make (default: all of {list(FIGURES)})")
+    parser.add_argument(
+        "names", nargs="*", help=f"figures to make (default: all of {list(FIGURES)})"
+    )
     args = parser.parse_args(argv)
     unknown = sorted(set(args.names) - set(FIGURES))
     if unknown:
