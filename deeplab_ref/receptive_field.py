@@ -1,0 +1,329 @@
+"""Receptive fields of convolutional networks with atrous convolution.
+
+DeepLab's argument (Sec. 3.1, Fig. 3) is that atrous convolution enlarges the field of view of a
+filter without more parameters, and that removing a stride and dilating every later layer keeps the
+field of view while making the output denser. This module measures those fields of view.
+
+The theoretical receptive field follows Araujo, Norris and Sim, "Computing Receptive Fields of
+Convolutional Neural Networks" (Distill, 2019). Along each axis, a stack of layers l = 1..L with
+kernel k_l, atrous rate r_l (an effective kernel k'_l = r_l (k_l - 1) + 1), stride s_l and
+padding p_l has
+
+    field_of_view  R = 1 + sum_l (k'_l - 1) prod_{i<l} s_i        (input pixels)
+    stride         S = prod_l s_l                                 (the output stride)
+    padding        P = sum_l p_l prod_{i<l} s_i
+
+and output u reads the input pixels u S - P .. u S - P + R - 1 (negative indices are padding).
+Where branches meet (residual additions, parallel sums, concatenation) the field is the union of
+the branches' fields; when the branches' centres differ the result is marked ``aligned=False``.
+
+The effective receptive field is Luo, Li, Urtasun and Zemel, "Understanding the Effective Receptive
+Field in Deep Convolutional Neural Networks" (NIPS 2016): the gradient of one output with respect
+to the input, which fills only part of the theoretical field. ``atrous_footprint`` shows the
+"gridding" of stacked atrous layers and ``valid_taps`` the degeneration of a 3x3 atrous filter when
+its rate nears the feature-map size (the reason for ASPP's image pooling in later DeepLabs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves, tree_map
+from torch.utils.weak import WeakTensorKeyDictionary
+
+from deeplab_ref.atrous import dilate_kernel, effective_kernel_size
+
+Pair = tuple[int, int]
+
+
+def _pair(name: str, value: int | tuple[int, ...] | list[int]) -> Pair:
+    values = (value, value) if isinstance(value, int) else tuple(value)
+    if len(values) == 1:
+        values = values * 2
+    if len(values) != 2 or not all(isinstance(v, int) and v >= 0 for v in values):
+        raise ValueError(f"{name} must be a non-negative int or a pair of them, got {value!r}")
+    return values
+
+
+@dataclass(frozen=True)
+class ReceptiveField:
+    """Where one output of a network looks in its input, per axis (height, width), in pixels.
+
+    ``field_of_view`` R, ``stride`` S (the output stride) and ``padding`` P mean that output
+    (row, col) reads input rows row * S - P .. row * S - P + R - 1, and likewise for columns.
+    ``aligned`` is False when branches with different centres were merged. ``output_size`` is the
+    traced output's (H, W), when known.
+    """
+
+    field_of_view: Pair = (1, 1)
+    stride: Pair = (1, 1)
+    padding: Pair = (0, 0)
+    aligned: bool = True
+    output_size: Pair | None = None
+
+    def then(
+        self,
+        kernel: int | Pair,
+        stride: int | Pair = 1,
+        padding: int | Pair = 0,
+        rate: int | Pair = 1,
+    ) -> ReceptiveField:
+        """The field after one more convolution or pooling layer (kernel k, atrous rate r)."""
+        kernel, stride, padding, rate = (
+            _pair(name, value)
+            for name, value in zip(
+                ("kernel", "stride", "padding", "rate"),
+                (kernel, stride, padding, rate),
+                strict=True,
+            )
+        )
+        if min(kernel + stride + rate) < 1:
+            raise ValueError(
+                f"kernel, stride and rate must be >= 1, got {kernel}, {stride}, {rate}"
+            )
+        # Each new tap is one step of the current stride apart in the input.
+        field_of_view = tuple(
+            R + (effective_kernel_size(k, r) - 1) * S
+            for R, S, k, r in zip(self.field_of_view, self.stride, kernel, rate, strict=True)
+        )
+        return replace(
+            self,
+            field_of_view=field_of_view,
+            stride=tuple(S * s for S, s in zip(self.stride, stride, strict=True)),
+            padding=tuple(
+                P + p * S for P, p, S in zip(self.padding, padding, self.stride, strict=True)
+            ),
+        )
+
+    def input_region(self, row: int, col: int) -> tuple[Pair, Pair]:
+        """Input rows and columns [start, stop) read by output (row, col); may reach outside."""
+        return tuple(  # type: ignore[return-value]
+            (u * S - P, u * S - P + R)
+            for u, R, S, P in zip(
+                (row, col), self.field_of_view, self.stride, self.padding, strict=True
+            )
+        )
+
+    def centre_offset(self) -> tuple[float, float]:
+        """Centre of output u's field minus u * S, per axis: (R - 1) / 2 - P input pixels."""
+        return tuple((R - 1) / 2 - P for R, P in zip(self.field_of_view, self.padding, strict=True))
+
+
+def layer_stack(layers: list[dict[str, int]]) -> ReceptiveField:
+    """The field of a chain of layers, each a dict of ``kernel`` and optional ``stride``,
+    ``padding`` and ``rate`` (the arguments of :meth:`ReceptiveField.then`)."""
+    field = ReceptiveField()
+    for layer in layers:
+        field = field.then(**layer)
+    return field
+
+
+def _union(fields: list[ReceptiveField], where: str) -> ReceptiveField:
+    """Merge branches that meet element-wise or by channel concatenation."""
+    if len({f.stride for f in fields}) > 1:
+        raise ValueError(
+            f"branches with different strides {[f.stride for f in fields]} meet at {where}"
+        )
+    padding = tuple(max(f.padding[a] for f in fields) for a in (0, 1))
+    end = tuple(max(f.field_of_view[a] - f.padding[a] for f in fields) for a in (0, 1))
+    aligned = all(f.aligned for f in fields) and len({f.centre_offset() for f in fields}) == 1
+    return ReceptiveField(
+        field_of_view=(end[0] + padding[0], end[1] + padding[1]),
+        stride=fields[0].stride,
+        padding=padding,  # type: ignore[arg-type]
+        aligned=aligned,
+    )
+
+
+aten = torch.ops.aten
+_POOLS = {aten.max_pool2d_with_indices, aten.max_pool2d, aten.avg_pool2d}
+# Operations that act on each position separately (in evaluation mode, batch norm does).
+_POSITIONWISE = {
+    aten.native_batch_norm,
+    aten._native_batch_norm_legit_no_training,
+    aten.clone,
+    aten.detach,
+    aten.alias,
+    aten._to_copy,
+    aten.copy_,
+}
+
+
+class _FieldTracer(TorchDispatchMode):
+    """Runs the network once and attaches a :class:`ReceptiveField` to every 4-D tensor that
+    depends on the input, following each ATen operation the forward pass calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fields: WeakTensorKeyDictionary = WeakTensorKeyDictionary()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+        out = func(*args, **(kwargs or {}))
+        traced = [
+            t
+            for t in tree_leaves((args, kwargs))
+            if isinstance(t, torch.Tensor) and t in self.fields
+        ]
+        if traced:
+            field = self._follow(func, args, traced, out)
+            for t in tree_leaves(out):
+                if isinstance(t, torch.Tensor) and t.dim() == 4 and field is not None:
+                    self.fields[t] = field
+        return out
+
+    def _follow(self, func, args, traced, out) -> ReceptiveField | None:  # noqa: ANN001
+        op = func.overloadpacket
+        field = self.fields[args[0]] if isinstance(args[0], torch.Tensor) else None
+        if op is aten.convolution:
+            if args[6]:
+                raise ValueError("receptive_field does not follow transposed convolutions")
+            return field.then(tuple(args[1].shape[2:]), args[3], args[4], args[5])
+        if op in _POOLS:
+            kernel = args[1]
+            stride = args[2] if len(args) > 2 and args[2] else kernel
+            padding = args[3] if len(args) > 3 else 0
+            rate = args[4] if op is not aten.avg_pool2d and len(args) > 4 else 1
+            return field.then(kernel, stride, padding, rate)
+        if op is aten.constant_pad_nd:
+            pad = list(args[1]) + [0] * (4 - len(args[1]))  # (left, right, top, bottom)
+            return replace(
+                field,
+                padding=(
+                    field.padding[0] + pad[2] * field.stride[0],
+                    field.padding[1] + pad[0] * field.stride[1],
+                ),
+            )
+        if op is aten.slice and args[0].dim() == 4 and (args[1] if len(args) > 1 else 0) in (2, 3):
+            axis = args[1] - 2
+            start = (args[2] if len(args) > 2 and args[2] is not None else 0) % args[0].shape[
+                args[1]
+            ]
+            step = args[4] if len(args) > 4 else 1
+            stride, padding = list(field.stride), list(field.padding)
+            padding[axis] -= start * stride[axis]
+            stride[axis] *= step
+            return replace(field, stride=tuple(stride), padding=tuple(padding))
+        if op is aten.cat:
+            dim = args[1] if len(args) > 1 else 0
+            if dim % 4 != 1:
+                raise ValueError(
+                    f"receptive_field follows concatenation along channels only, got dim={dim}"
+                )
+            return _union([self.fields[t] for t in args[0] if t in self.fields], str(func))
+        if op in _POSITIONWISE or torch.Tag.pointwise in func.tags:
+            size = next(t.shape[2:] for t in tree_leaves(out) if isinstance(t, torch.Tensor))
+            same = [self.fields[t] for t in traced if t.dim() == 4 and t.shape[2:] == size]
+            return _union(same, str(func)) if same else None
+        if any(isinstance(t, torch.Tensor) and t.dim() == 4 for t in tree_leaves(out)):
+            raise ValueError(
+                f"receptive_field cannot follow {func} (it may mix positions: resizing, global "
+                "pooling, reshaping); trace the part of the network before it"
+            )
+        return None  # a flattened or reduced tensor no longer has spatial positions
+
+
+def _input_shape(input_size: tuple[int, ...]) -> tuple[int, int, int, int]:
+    size = tuple(input_size)
+    if len(size) == 3:
+        size = (1, *size)
+    if len(size) != 4 or not all(isinstance(v, int) and v > 0 for v in size):
+        raise ValueError(
+            f"input_size must be (C, H, W) or (N, C, H, W) positive ints, got {input_size!r}"
+        )
+    return size  # type: ignore[return-value]
+
+
+def _device(module: nn.Module) -> torch.device:
+    return next((p.device for p in module.parameters()), torch.device("cpu"))
+
+
+def receptive_field(module: nn.Module, input_size: tuple[int, ...]) -> Any:
+    """The theoretical receptive field of every output of ``module``.
+
+    Runs ``module`` once (in evaluation mode, without gradients) on zeros of ``input_size``
+    ((C, H, W) or (N, C, H, W)) on the module's device; a module on the ``meta`` device is traced
+    without computing anything. Convolutions (with dilation), max and average pooling, padding,
+    cropping, position-wise operations (activations, batch norm, dropout), additions of branches
+    and channel concatenation are followed; anything that mixes positions raises ``ValueError``.
+
+    Returns:
+        A :class:`ReceptiveField` for a tensor output, or the same tuple/list/dict structure of
+        them for several outputs.
+    """
+    if not isinstance(module, nn.Module):
+        raise ValueError(f"module must be a torch.nn.Module, got {type(module).__name__}")
+    x = torch.zeros(_input_shape(input_size), device=_device(module))
+    training = {m: m.training for m in module.modules()}
+    tracer = _FieldTracer()
+    tracer.fields[x] = ReceptiveField()
+    try:
+        module.eval()
+        with torch.no_grad(), tracer:
+            out = module(x)
+    finally:
+        for m, mode in training.items():
+            m.training = mode
+
+    def field_of(t: Any) -> ReceptiveField:
+        if not isinstance(t, torch.Tensor) or t not in tracer.fields:
+            raise ValueError(f"an output of {type(module).__name__} has no spatial receptive field")
+        return replace(tracer.fields[t], output_size=tuple(t.shape[2:]))
+
+    return tree_map(field_of, out)
+
+
+def effective_receptive_field(
+    module: nn.Module, input_size: tuple[int, ...], n_samples: int = 8, seed: int = 0
+) -> np.ndarray:
+    """Luo et al.'s effective receptive field: |d y_centre / d x| averaged over random inputs.
+
+    ``input_size`` is (C, H, W); ``y_centre`` sums the channels of the centre output position
+    (Ho // 2, Wo // 2). The gradient magnitude is summed over input channels and averaged over
+    ``n_samples`` standard-normal inputs. Returns an (H, W) float64 array (input pixels).
+    """
+    channels, height, width = _input_shape(input_size)[1:]
+    if not isinstance(n_samples, int) or n_samples < 1:
+        raise ValueError(f"n_samples must be a positive int, got {n_samples!r}")
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(n_samples, channels, height, width, generator=generator).to(_device(module))
+    x.requires_grad_(True)
+    training = {m: m.training for m in module.modules()}
+    try:
+        module.eval()
+        y = module(x)
+    finally:
+        for m, mode in training.items():
+            m.training = mode
+    if not isinstance(y, torch.Tensor) or y.dim() != 4:
+        raise ValueError(
+            "effective_receptive_field needs a module returning one (N, C, H, W) tensor"
+        )
+    y[:, :, y.shape[2] // 2, y.shape[3] // 2].sum().backward()
+    return x.grad.abs().sum(dim=1).mean(dim=0).double().cpu().numpy()
+
+
+def atrous_footprint(rates: list[int], kernel: int = 3) -> np.ndarray:
+    """How many paths join each input pixel to one output of a stack of kernel x kernel atrous
+    layers at ``rates`` (square, the side is the field of view); zeros are pixels never read."""
+    path_counts = np.ones(1, dtype=np.int64)
+    for rate in rates:
+        taps = dilate_kernel(np.ones((1, kernel), dtype=np.int64), rate)[0]
+        path_counts = np.convolve(path_counts, taps)
+    return np.outer(path_counts, path_counts)
+
+
+def valid_taps(rate: int, size: int, kernel: int = 3) -> np.ndarray:
+    """For a kernel x kernel filter at ``rate`` with "same" padding on a size x size feature map,
+    the number of its taps that land inside the map, at each output position: (size, size) ints."""
+    effective_kernel_size(kernel, rate)  # checks kernel and rate
+    if kernel % 2 == 0 or not isinstance(size, int) or size < 1:
+        raise ValueError(f"kernel must be odd and size a positive int, got {kernel} and {size!r}")
+    offsets = rate * (np.arange(kernel) - (kernel - 1) // 2)
+    positions = np.arange(size)[:, None] + offsets[None, :]
+    inside = ((positions >= 0) & (positions < size)).sum(axis=1)
+    return np.outer(inside, inside)
