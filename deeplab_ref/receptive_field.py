@@ -41,12 +41,12 @@ from deeplab_ref.atrous import dilate_kernel, effective_kernel_size
 Pair = tuple[int, int]
 
 
-def _pair(name: str, value: int | tuple[int, ...] | list[int]) -> Pair:
+def _pair(name: str, value: int | tuple[int, ...] | list[int], minimum: float) -> Pair:
     values = (value, value) if isinstance(value, int) else tuple(value)
     if len(values) == 1:
         values = values * 2
-    if len(values) != 2 or not all(isinstance(v, int) and v >= 0 for v in values):
-        raise ValueError(f"{name} must be a non-negative int or a pair of them, got {value!r}")
+    if len(values) != 2 or not all(isinstance(v, int) and v >= minimum for v in values):
+        raise ValueError(f"{name} must be an int >= {minimum} or a pair of them, got {value!r}")
     return values
 
 
@@ -73,19 +73,13 @@ class ReceptiveField:
         padding: int | Pair = 0,
         rate: int | Pair = 1,
     ) -> ReceptiveField:
-        """The field after one more convolution or pooling layer (kernel k, atrous rate r)."""
-        kernel, stride, padding, rate = (
-            _pair(name, value)
-            for name, value in zip(
-                ("kernel", "stride", "padding", "rate"),
-                (kernel, stride, padding, rate),
-                strict=True,
-            )
+        """The field after one more convolution or pooling layer (kernel k, atrous rate r);
+        a negative padding crops."""
+        kernel, stride, rate = (
+            _pair(n, v, 1) for n, v in (("kernel", kernel), ("stride", stride), ("rate", rate))
         )
-        if min(kernel + stride + rate) < 1:
-            raise ValueError(
-                f"kernel, stride and rate must be >= 1, got {kernel}, {stride}, {rate}"
-            )
+        # Negative padding is a crop.
+        padding = _pair("padding", padding, -np.inf)
         # Each new tap is one step of the current stride apart in the input.
         field_of_view = tuple(
             R + (effective_kernel_size(k, r) - 1) * S
@@ -152,11 +146,23 @@ _POSITIONWISE = {
     aten._to_copy,
     aten.copy_,
 }
+_REDUCTIONS = {aten.sum, aten.mean, aten.amax, aten.amin}
+
+
+def _arg(args: tuple, index: int, default: Any) -> Any:
+    return args[index] if len(args) > index and args[index] is not None else default
+
+
+def _spatial_dims(dims: Any, ndim: int) -> bool:
+    """Whether ``dims`` (an int or a list of them) include the last two axes, H and W."""
+    dims = [dims] if isinstance(dims, int) else list(dims)
+    return any(d % ndim >= ndim - 2 for d in dims) or not dims
 
 
 class _FieldTracer(TorchDispatchMode):
-    """Runs the network once and attaches a :class:`ReceptiveField` to every 4-D tensor that
-    depends on the input, following each ATen operation the forward pass calls."""
+    """Runs the network once and attaches a :class:`ReceptiveField` to every tensor that depends
+    on the input, following each ATen operation of the forward pass. The last two axes of a
+    tensor are its rows and columns."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -164,67 +170,55 @@ class _FieldTracer(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
         out = func(*args, **(kwargs or {}))
-        traced = [
-            t
-            for t in tree_leaves((args, kwargs))
-            if isinstance(t, torch.Tensor) and t in self.fields
-        ]
+        leaves = tree_leaves((args, kwargs))
+        traced = [t for t in leaves if isinstance(t, torch.Tensor) and t in self.fields]
         if traced:
             field = self._follow(func, args, traced, out)
             for t in tree_leaves(out):
-                if isinstance(t, torch.Tensor) and t.dim() == 4 and field is not None:
+                if isinstance(t, torch.Tensor) and t.dim() >= 3 and field is not None:
                     self.fields[t] = field
         return out
 
     def _follow(self, func, args, traced, out) -> ReceptiveField | None:  # noqa: ANN001
         op = func.overloadpacket
-        field = self.fields[args[0]] if isinstance(args[0], torch.Tensor) else None
+        x = args[0]
+        field = self.fields.get(x) if isinstance(x, torch.Tensor) else None
         if op is aten.convolution:
             if args[6]:
                 raise ValueError("receptive_field does not follow transposed convolutions")
             return field.then(tuple(args[1].shape[2:]), args[3], args[4], args[5])
         if op in _POOLS:
             kernel = args[1]
-            stride = args[2] if len(args) > 2 and args[2] else kernel
-            padding = args[3] if len(args) > 3 else 0
-            rate = args[4] if op is not aten.avg_pool2d and len(args) > 4 else 1
-            return field.then(kernel, stride, padding, rate)
+            rate = _arg(args, 4, 1) if op is not aten.avg_pool2d else 1
+            return field.then(kernel, _arg(args, 2, None) or kernel, _arg(args, 3, 0), rate)
         if op is aten.constant_pad_nd:
-            pad = list(args[1]) + [0] * (4 - len(args[1]))  # (left, right, top, bottom)
-            return replace(
-                field,
-                padding=(
-                    field.padding[0] + pad[2] * field.stride[0],
-                    field.padding[1] + pad[0] * field.stride[1],
-                ),
-            )
-        if op is aten.slice and args[0].dim() == 4 and (args[1] if len(args) > 1 else 0) in (2, 3):
-            axis = args[1] - 2
-            start = (args[2] if len(args) > 2 and args[2] is not None else 0) % args[0].shape[
-                args[1]
-            ]
-            step = args[4] if len(args) > 4 else 1
-            stride, padding = list(field.stride), list(field.padding)
-            padding[axis] -= start * stride[axis]
-            stride[axis] *= step
-            return replace(field, stride=tuple(stride), padding=tuple(padding))
-        if op is aten.cat:
-            dim = args[1] if len(args) > 1 else 0
-            if dim % 4 != 1:
-                raise ValueError(
-                    f"receptive_field follows concatenation along channels only, got dim={dim}"
-                )
+            pad = [*args[1], 0, 0, 0, 0]  # (left, right, top, bottom, ...)
+            return field.then(1, padding=(pad[2], pad[0]))
+        if op is aten.slice and _spatial_dims(_arg(args, 1, 0), x.dim()):
+            # A crop (start, step) is a 1x1 "layer" with negative padding and a stride.
+            dim = _arg(args, 1, 0) % x.dim()
+            start, step = _arg(args, 2, 0) % x.shape[dim], _arg(args, 4, 1)
+            shifts = [(1, 0), (1, 0)]
+            shifts[dim - x.dim() + 2] = (step, -start)
+            (stride_h, pad_h), (stride_w, pad_w) = shifts
+            return field.then(1, stride=(stride_h, stride_w), padding=(pad_h, pad_w))
+        if op is aten.cat or op is aten.stack:
+            ndim = args[0][0].dim() + (op is aten.stack)
+            if _spatial_dims(_arg(args, 1, 0), ndim):
+                raise ValueError(f"receptive_field follows {func} along channels only, not H or W")
             return _union([self.fields[t] for t in args[0] if t in self.fields], str(func))
+        if op in _REDUCTIONS and not _spatial_dims(_arg(args, 1, []), x.dim()):
+            return field  # e.g. summing stacked branches: positions stay apart
         if op in _POSITIONWISE or torch.Tag.pointwise in func.tags:
-            size = next(t.shape[2:] for t in tree_leaves(out) if isinstance(t, torch.Tensor))
-            same = [self.fields[t] for t in traced if t.dim() == 4 and t.shape[2:] == size]
+            size = next(t.shape[-2:] for t in tree_leaves(out) if isinstance(t, torch.Tensor))
+            same = [self.fields[t] for t in traced if t.dim() >= 3 and t.shape[-2:] == size]
             return _union(same, str(func)) if same else None
-        if any(isinstance(t, torch.Tensor) and t.dim() == 4 for t in tree_leaves(out)):
+        if any(isinstance(t, torch.Tensor) and t.dim() >= 3 for t in tree_leaves(out)):
             raise ValueError(
                 f"receptive_field cannot follow {func} (it may mix positions: resizing, global "
                 "pooling, reshaping); trace the part of the network before it"
             )
-        return None  # a flattened or reduced tensor no longer has spatial positions
+        return None  # a flattened tensor no longer has rows and columns
 
 
 def _input_shape(input_size: tuple[int, ...]) -> tuple[int, int, int, int]:

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from deeplab_ref.models import RESNET_BLOCKS, VGG16, ResNet, deeplab_v2
 from deeplab_ref.receptive_field import (
     ReceptiveField,
     atrous_footprint,
@@ -77,13 +78,15 @@ def slim_resnet_v1(units: tuple[int, ...], output_stride: int = 32) -> nn.Sequen
 
 
 def test_vgg16_pool5_published():
-    field = receptive_field(vgg16_features(), (3, 224, 224))
+    with torch.device("meta"):
+        field = receptive_field(vgg16_features(), (3, 224, 224))
     assert field == ReceptiveField((212, 212), (32, 32), (90, 90), True, (7, 7))
 
 
 @pytest.mark.parametrize(("units", "expected"), [((3, 4, 6, 3), 483), ((3, 4, 23, 3), 1027)])
 def test_slim_resnet_v1_published(units, expected):
-    field = receptive_field(slim_resnet_v1(units), (3, 224, 224))
+    with torch.device("meta"):
+        field = receptive_field(slim_resnet_v1(units), (3, 224, 224))
     assert field.field_of_view == (expected, expected)
     assert field.stride == (32, 32)
     assert field.aligned
@@ -104,7 +107,9 @@ def test_rates_1_2_4_8_stack():
     ],
 )
 def test_trading_stride_for_dilation_keeps_field_of_view(build, size):
-    fields = {os: receptive_field(build(output_stride=os), (3, size, size)) for os in (32, 16, 8)}
+    with torch.device("meta"):
+        nets = {os: build(output_stride=os) for os in (32, 16, 8)}
+    fields = {os: receptive_field(net, (3, size, size)) for os, net in nets.items()}
     assert {f.field_of_view for f in fields.values()} == {fields[32].field_of_view}
     assert {os: f.stride for os, f in fields.items()} == {os: (os, os) for os in (32, 16, 8)}
 
@@ -256,12 +261,24 @@ class CatHeight(nn.Module):
         return torch.cat([x, x], dim=2)
 
 
+class StackWidth(nn.Module):
+    def forward(self, x):
+        return torch.stack([x, x], dim=-1).sum(dim=-1)
+
+
+class GlobalMean(nn.Module):
+    def forward(self, x):
+        return x.mean(dim=(2, 3), keepdim=True)
+
+
 @pytest.mark.parametrize(
     ("module", "input_size", "message"),
     [
         (Upsample(), (1, 8, 8), "cannot follow"),
         (nn.AdaptiveAvgPool2d(1), (1, 8, 8), "cannot follow"),
         (CatHeight(), (1, 8, 8), "along channels"),
+        (StackWidth(), (1, 8, 8), "along channels"),
+        (GlobalMean(), (1, 8, 8), "cannot follow"),
         (nn.ConvTranspose2d(1, 1, 3), (1, 8, 8), "transposed"),
         (nn.Flatten(), (1, 8, 8), "no spatial receptive field"),
         (nn.Conv2d(1, 1, 3), (8, 8), "input_size"),
@@ -289,3 +306,58 @@ def test_strided_crop_hand_worked():
     field = receptive_field(Subsample(), (1, 10, 10))
     assert field == ReceptiveField((3, 3), (2, 2), (1, 0), True, (5, 5))
     assert field.input_region(2, 3) == ((3, 6), (6, 9))
+
+
+# The project's DeepLab-v2 modules, traced on the meta device (shapes only, nothing computed).
+
+
+@pytest.mark.parametrize("output_stride", [8, 16, 32])
+def test_deeplab_resnet101_keeps_1027_at_every_output_stride(output_stride):
+    with torch.device("meta"):
+        backbone = ResNet(RESNET_BLOCKS["resnet101"], output_stride=output_stride)
+        model = deeplab_v2("resnet101", "aspp-l", output_stride=8)
+    field = receptive_field(backbone, (3, 321, 321))
+    assert field.field_of_view == (1027, 1027) and field.stride == (output_stride,) * 2
+    # ASPP-L's branches are aligned; the rate-24 branch adds 8 * 24 * 2 pixels to the backbone's.
+    assert receptive_field(model, (3, 321, 321)) == ReceptiveField(
+        (1411, 1411), (8, 8), (705, 705), True, (41, 41)
+    )
+
+
+def test_torchvision_style_resnet101_hand_worked():
+    # With the stride on the 3x3 of each stage's first block: stem 11 pixels, layer1 3 x 8,
+    # layer2 8 + 3 x 16, layer3 16 + 22 x 32, layer4 32 + 2 x 64: 971.
+    with torch.device("meta"):
+        backbone = ResNet(RESNET_BLOCKS["resnet101"], output_stride=32, stride_in_1x1=False)
+    assert receptive_field(backbone, (3, 224, 224)).field_of_view == (971, 971)
+
+
+def deeplab_vgg16_layers(fc6_kernel: int, fc6_rate: int) -> list[dict[str, int]]:
+    """DeepLab-LargeFOV's VGG-16 as a layer list: 3x3 pools, pool4/pool5 stride 1, conv5 rate 2."""
+    conv = {"kernel": 3, "padding": 1}
+    layers = [conv] * 2 + [{"kernel": 3, "stride": 2, "padding": 1}]
+    layers += [conv] * 2 + [{"kernel": 3, "stride": 2, "padding": 1}]
+    layers += [conv] * 3 + [{"kernel": 3, "stride": 2, "padding": 1}]
+    layers += [conv] * 3 + [{"kernel": 3, "padding": 1}]
+    layers += [{"kernel": 3, "padding": 2, "rate": 2}] * 3 + [{"kernel": 3, "padding": 1}]
+    fc6_padding = fc6_rate * (fc6_kernel - 1) // 2
+    return layers + [{"kernel": fc6_kernel, "rate": fc6_rate, "padding": fc6_padding}]
+
+
+@pytest.mark.parametrize(("kernel", "rate"), [(7, 4), (4, 4), (4, 8), (3, 12)])
+def test_deeplab_vgg16_fc6_variants_against_layer_lists(kernel, rate):
+    with torch.device("meta"):
+        model = deeplab_v2("vgg16", atrous_rates=(rate,), kernel_size=kernel)
+    traced = receptive_field(model, (3, 321, 321))
+    described = layer_stack(deeplab_vgg16_layers(kernel, rate))
+    assert traced.field_of_view == described.field_of_view
+    assert traced.stride == described.stride == (8, 8)
+    assert traced.padding == described.padding
+
+
+def test_deeplab_vgg16_pool5_is_not_dilated():
+    # Trading pool4's stride for rate 2 keeps conv5's reach, but pool5 stays an undilated 3x3
+    # at output stride 8: it covers 16 pixels fewer than at output strides 16 and 32.
+    with torch.device("meta"):
+        fields = [receptive_field(VGG16(output_stride=os), (3, 321, 321)) for os in (8, 16, 32)]
+    assert [f.field_of_view[0] for f in fields] == [227, 243, 243]
