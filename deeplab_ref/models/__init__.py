@@ -6,7 +6,7 @@ paper's models; ``upsample_scores`` brings their output-stride-8 scores to the i
 from torchvision's ImageNet checkpoints on disk.
 """
 
-from deeplab_ref.models.aspp import ASPP, HEAD_RATES, ASPPBranch
+from deeplab_ref.models.aspp import ASPP, HEAD_RATES, ASPPBranch, branch_field_of_view
 from deeplab_ref.models.complexity import count_parameters, multiply_adds
 from deeplab_ref.models.deeplab import DeepLabV2, deeplab_v2, param_groups
 from deeplab_ref.models.frozen_bn import FrozenBatchNorm2d
@@ -33,6 +33,7 @@ __all__ = [
     "ResNet",
     "TORCHVISION_CHECKPOINTS",
     "VGG16",
+    "branch_field_of_view",
     "count_parameters",
     "decimate_fc6",
     "deeplab_v2",

@@ -34,6 +34,16 @@ HEAD_RATES: dict[str, tuple[int, ...]] = {
 }
 
 
+def branch_field_of_view(atrous_rate: int, kernel_size: int = 3, output_stride: int = 8) -> int:
+    """Input pixels spanned by one branch's atrous filter: output_stride * r (k - 1) + 1.
+
+    On features at ``output_stride``, neighbouring taps of a rate-r filter are r feature pixels,
+    i.e. output_stride * r image pixels, apart (ASPP-L at output stride 8: 97, 193, 289, 385).
+    This is the filter's own reach; the backbone's receptive field adds to it.
+    """
+    return output_stride * (effective_kernel_size(kernel_size, atrous_rate) - 1) + 1
+
+
 def atrous_conv(
     in_channels: int, out_channels: int, kernel_size: int, atrous_rate: int
 ) -> nn.Conv2d:
