@@ -343,3 +343,16 @@ def test_bad_images_raise_value_error():
         multi_scale_scores(model, torch.zeros(1, 3, 33, 33), scales=(0.5, 1.0))
     with pytest.raises(ValueError, match="size"):
         upsample_scores(torch.zeros(1, 2, 5, 5), (0, 5))
+
+
+def test_a_built_backbone_gets_the_same_machinery():
+    backbone = ResNet(blocks=(1, 1, 1, 1), width=4, output_stride=16)
+    model = deeplab_v2(backbone, "aspp-s", num_classes=3, msc=True)
+    assert model.backbone is backbone and model.head.branches[0].hidden_channels is None
+    assert [b.atrous_rate for b in model.head.branches] == [2, 4, 8, 12]
+    with torch.no_grad():
+        assert model.eval()(torch.zeros(1, 3, 65, 65)).shape == (1, 3, 5, 5)
+    with pytest.raises(ValueError, match="backbone options"):
+        deeplab_v2(backbone, width=8)
+    with pytest.raises(ValueError, match="out_channels"):
+        deeplab_v2(nn.Identity())
