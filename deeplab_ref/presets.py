@@ -1,0 +1,185 @@
+"""Training configurations: the paper's VOC recipes (Sec. 4.1, Tables 3-4) and a CPU preset.
+
+A ``TrainConfig`` is plain data (it is saved inside every checkpoint); ``build_model`` and
+``build_dataset`` turn it into the network and the dataset. The VOC presets follow the paper:
+321x321 crops, batch 10, 20,000 iterations, poly learning rate from 1e-3 (VGG-16) or 2.5e-4
+(ResNet-101). The CPU preset keeps every DeepLab ingredient (atrous backbone at output stride 8,
+ASPP, multi-scale inputs, the CRF at test time) in a network small enough to train on the
+synthetic data in minutes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+import torch
+
+from deeplab_ref.data import SyntheticSegmentation, VOCSegmentation
+from deeplab_ref.data.transforms import eval_transform
+from deeplab_ref.models import DeepLabV2, deeplab_v2, load_imagenet_weights
+
+
+@dataclass
+class CRFConfig:
+    """Fully connected CRF parameters (Sec. 3.3): bilateral (w1, sigma_alpha, sigma_beta) and
+    Gaussian (w2, sigma_gamma) kernels, mean-field iterations."""
+
+    bi_w: float = 4.0
+    bi_xy_std: float = 67.0
+    bi_rgb_std: float = 3.0
+    pos_w: float = 3.0
+    pos_xy_std: float = 1.0
+    iterations: int = 10
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on. ``batch_size`` is the batch of one SGD step, split
+    into ``accumulation`` forward passes of batch_size / accumulation images each."""
+
+    # the network
+    backbone: str = "resnet101"
+    head: str = "aspp-l"
+    msc: bool = False
+    backbone_options: dict = field(default_factory=dict)
+    num_classes: int = 21
+    imagenet_weights: str | None = None  # a torchvision .pth file, "default", or None
+    # the data
+    dataset: str = "voc"  # "voc" or "synthetic"
+    data_root: str | None = None  # VOCdevkit/VOC2012
+    train_split: str = "train_aug"
+    val_split: str = "val"
+    dataset_options: dict = field(default_factory=dict)  # for SyntheticSegmentation
+    crop_size: int = 321
+    scale_range: tuple[float, float] = (0.5, 1.5)
+    normalization: str = "imagenet"
+    # the optimisation
+    batch_size: int = 10
+    accumulation: int = 1
+    max_iter: int = 20_000
+    base_lr: float = 2.5e-4
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    power: float = 0.9
+    seed: int = 0
+    # the run
+    checkpoint_every: int = 1000
+    log_every: int = 10
+    workers: int = 4
+    device: str = "auto"
+    bf16: bool = True  # on a GPU only
+    channels_last: bool = True  # on a GPU only
+    crf: CRFConfig = field(default_factory=CRFConfig)
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first bad field."""
+        positive = ("batch_size", "accumulation", "max_iter", "checkpoint_every", "log_every")
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.batch_size % self.accumulation:
+            raise ValueError(
+                f"batch_size={self.batch_size} must be a multiple of accumulation={self.accumulation}"
+            )
+        if not self.base_lr > 0:
+            raise ValueError(f"base_lr must be positive, got {self.base_lr!r}")
+        if self.dataset not in ("voc", "synthetic"):
+            raise ValueError(f"dataset must be 'voc' or 'synthetic', got {self.dataset!r}")
+        if self.dataset == "voc" and self.data_root is None:
+            raise ValueError(
+                "data_root is required for dataset='voc': pass the VOCdevkit/VOC2012 folder "
+                "(--data-root PATH)"
+            )
+        if self.workers < 0:
+            raise ValueError(f"workers must be >= 0, got {self.workers}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown training settings {unknown}")
+        values = dict(values)
+        if isinstance(values.get("crf"), dict):
+            values["crf"] = CRFConfig(**values["crf"])
+        if "scale_range" in values:
+            values["scale_range"] = tuple(values["scale_range"])
+        return cls(**values)
+
+
+_VOC = TrainConfig(dataset="voc", imagenet_weights="default")
+PRESETS: dict[str, TrainConfig] = {
+    # Table 3, VGG-16 rows (the VGG-16 CRF values are a release script's, see CRFConfig).
+    "voc-vgg16-largefov": replace(
+        _VOC,
+        backbone="vgg16",
+        head="largefov",
+        base_lr=1e-3,
+        crf=CRFConfig(bi_w=4, bi_xy_std=65, bi_rgb_std=3, pos_w=2, pos_xy_std=2),
+    ),
+    "voc-vgg16-aspp-l": replace(
+        _VOC,
+        backbone="vgg16",
+        head="aspp-l",
+        base_lr=1e-3,
+        crf=CRFConfig(bi_w=4, bi_xy_std=65, bi_rgb_std=3, pos_w=2, pos_xy_std=2),
+    ),
+    # Table 4's best model without COCO: ResNet-101, ASPP-L, multi-scale inputs.
+    "voc-resnet101-aspp-l-msc": replace(_VOC, backbone="resnet101", head="aspp-l", msc=True),
+    # The CPU preset: a narrow ResNet (one bottleneck per stage) on the synthetic scenes.
+    "cpu-synthetic": TrainConfig(
+        backbone="resnet101",
+        backbone_options={"blocks": (1, 1, 1, 1), "width": 8},
+        head="aspp-l",
+        msc=False,
+        num_classes=5,
+        dataset="synthetic",
+        crop_size=65,
+        scale_range=(0.75, 1.25),
+        batch_size=10,
+        max_iter=600,
+        base_lr=0.02,
+        checkpoint_every=200,
+        workers=0,
+        device="cpu",
+        crf=CRFConfig(bi_w=4, bi_xy_std=20, bi_rgb_std=10, pos_w=3, pos_xy_std=1),
+    ),
+}
+
+
+def get_preset(name: str, **overrides: object) -> TrainConfig:
+    """A copy of preset ``name`` with ``overrides`` applied (e.g. ``max_iter=100``)."""
+    if name not in PRESETS:
+        raise ValueError(f"preset must be one of {list(PRESETS)}, got {name!r}")
+    return TrainConfig.from_dict({**PRESETS[name].to_dict(), **overrides})
+
+
+def build_model(config: TrainConfig) -> DeepLabV2:
+    """The network of ``config``, with ImageNet weights when ``imagenet_weights`` is set."""
+    model = deeplab_v2(
+        config.backbone,
+        config.head,
+        config.num_classes,
+        msc=config.msc,
+        **config.backbone_options,
+    )
+    if config.imagenet_weights is not None:
+        path = None if config.imagenet_weights == "default" else config.imagenet_weights
+        load_imagenet_weights(model, path)
+    return model
+
+
+def build_dataset(config: TrainConfig, split: str) -> torch.utils.data.Dataset:
+    """The raw dataset of ``config`` for "train" or "val" (items normalised, not augmented)."""
+    transform = eval_transform(config.normalization)
+    if config.dataset == "synthetic":
+        # The synthetic data's own seed stays fixed unless set: training seeds vary the run, not the data.
+        options = {"seed": 0, **config.dataset_options}
+        return SyntheticSegmentation(split, transform=transform, **options)
+    voc_split = config.train_split if split == "train" else config.val_split
+    return VOCSegmentation(Path(config.data_root), voc_split, transform=transform)

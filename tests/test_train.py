@@ -1,0 +1,148 @@
+"""The training loop: the paper's schedule and loss, and exact resumption from a checkpoint."""
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from deeplab_ref.presets import PRESETS, build_model, get_preset
+from deeplab_ref.train import (
+    CHECKPOINT_NAME,
+    LOG_NAME,
+    deeplab_loss,
+    downsample_labels,
+    load_checkpoint,
+    poly_learning_rate,
+    read_log,
+    train,
+)
+
+TINY = {
+    "crop_size": 33,
+    "batch_size": 2,
+    "max_iter": 6,
+    "checkpoint_every": 2,
+    "log_every": 1,
+    "dataset_options": {"length": 8, "image_size": 40},
+}
+
+
+def tiny_config(**overrides):
+    return get_preset("cpu-synthetic", **{**TINY, **overrides})
+
+
+def test_poly_schedule_hand_worked():
+    assert poly_learning_rate(0.01, 0, 100) == 0.01
+    assert poly_learning_rate(0.01, 100, 100) == 0.0
+    assert poly_learning_rate(1.0, 50, 100) == pytest.approx(0.5**0.9)
+    with pytest.raises(ValueError, match="iteration"):
+        poly_learning_rate(0.01, 101, 100)
+
+
+def test_downsample_labels_picks_every_eighth_pixel_for_321():
+    labels = torch.arange(321 * 321).reshape(1, 321, 321)
+    small = downsample_labels(labels, (41, 41))
+    torch.testing.assert_close(small, labels[:, ::8, ::8])
+
+
+def test_loss_sums_the_scales_and_ignores_255():
+    torch.manual_seed(0)
+    labels = torch.randint(0, 3, (2, 17, 17))
+    labels[:, :4] = 255
+    scores = [torch.randn(2, 3, 9, 9), torch.randn(2, 3, 5, 5)]
+    expected = sum(
+        F.cross_entropy(s, downsample_labels(labels, s.shape[-2:]), ignore_index=255)
+        for s in scores
+    )
+    torch.testing.assert_close(deeplab_loss(scores, labels), expected)
+    all_ignored = torch.full((2, 17, 17), 255)
+    assert deeplab_loss(scores, all_ignored).item() == 0.0
+
+
+def test_resume_continues_exactly(tmp_path):
+    config = tiny_config()
+    straight = train(config, tmp_path / "straight", progress=False)
+    train(config, tmp_path / "split", stop_after=3, progress=False)
+    assert (
+        load_checkpoint(tmp_path / "split" / CHECKPOINT_NAME, build_model(config))["iteration"] == 3
+    )
+    resumed = train(config, tmp_path / "split", resume=True, progress=False)
+    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
+    log = read_log(tmp_path / "split")
+    assert [r["iteration"] for r in log] == list(range(1, 7))
+    assert [r["loss"] for r in log] == [r["loss"] for r in read_log(tmp_path / "straight")]
+
+
+def test_accumulation_gives_the_same_step(tmp_path):
+    # Each forward pass averages over its own valid pixels (Caffe's iter_size does the same), so
+    # the two agree exactly when every crop has as many valid pixels: no void band, no padding.
+    no_void = {
+        "max_iter": 1,
+        "scale_range": (1.0, 1.0),
+        "dataset_options": {"length": 8, "image_size": 40, "ignore_radius": 0},
+    }
+    whole = train(tiny_config(**no_void), tmp_path / "whole", progress=False)
+    split = train(tiny_config(accumulation=2, **no_void), tmp_path / "split", progress=False)
+    for a, b in zip(whole.parameters(), split.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_training_lowers_the_loss(tmp_path):
+    train(tiny_config(max_iter=30, log_every=5, base_lr=0.01), tmp_path, progress=False)
+    losses = [r["loss"] for r in read_log(tmp_path)]
+    assert losses[-1] < losses[0]
+
+
+def test_checkpoint_errors_name_the_file(tmp_path):
+    model = build_model(tiny_config())
+    with pytest.raises(FileNotFoundError, match="nothing.pt"):
+        load_checkpoint(tmp_path / "nothing.pt", model)
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="garbage.pt"):
+        load_checkpoint(garbage, model)
+    train(tiny_config(max_iter=1), tmp_path / "run", progress=False)
+    other = build_model(tiny_config(head="largefov"))
+    with pytest.raises(ValueError, match="another model"):
+        load_checkpoint(tmp_path / "run" / CHECKPOINT_NAME, other)
+    with pytest.raises(ValueError, match="another model"):
+        train(tiny_config(num_classes=7), tmp_path / "run", resume=True, progress=False)
+
+
+def test_resume_without_checkpoint_says_where(tmp_path):
+    with pytest.raises(FileNotFoundError, match=str(tmp_path / CHECKPOINT_NAME)):
+        train(tiny_config(), tmp_path, resume=True, progress=False)
+
+
+def test_checkpoint_is_written_atomically(tmp_path):
+    train(tiny_config(max_iter=2), tmp_path, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [CHECKPOINT_NAME, LOG_NAME]
+    for line in (tmp_path / LOG_NAME).read_text().splitlines():
+        assert set(json.loads(line)) == {"iteration", "loss", "lr", "time"}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"batch_size": 0}, "batch_size"),
+        ({"batch_size": 10, "accumulation": 3}, "accumulation"),
+        ({"base_lr": -1.0}, "base_lr"),
+        ({"dataset": "coco"}, "dataset"),
+        ({"dataset": "voc"}, "data_root"),
+    ],
+)
+def test_bad_settings_are_named(overrides, field, tmp_path):
+    with pytest.raises(ValueError, match=field):
+        train(tiny_config(**overrides), tmp_path, progress=False)
+
+
+def test_voc_presets_follow_the_paper():
+    for name in ("voc-vgg16-largefov", "voc-vgg16-aspp-l", "voc-resnet101-aspp-l-msc"):
+        preset = PRESETS[name]
+        assert (preset.crop_size, preset.batch_size, preset.max_iter) == (321, 10, 20_000)
+        assert (preset.momentum, preset.weight_decay, preset.power) == (0.9, 5e-4, 0.9)
+    assert PRESETS["voc-vgg16-largefov"].base_lr == 1e-3
+    assert PRESETS["voc-resnet101-aspp-l-msc"].base_lr == 2.5e-4
+    assert PRESETS["voc-resnet101-aspp-l-msc"].msc
