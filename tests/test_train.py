@@ -68,7 +68,9 @@ def test_resume_continues_exactly(tmp_path):
         load_checkpoint(tmp_path / "split" / CHECKPOINT_NAME, build_model(config))["iteration"] == 3
     )
     resumed = train(config, tmp_path / "split", resume=True, progress=False)
-    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
+    for (name, a), b in zip(
+        straight.state_dict().items(), resumed.state_dict().values(), strict=True
+    ):
         assert torch.equal(a, b), name
     log = read_log(tmp_path / "split")
     assert [r["iteration"] for r in log] == list(range(1, 7))
@@ -85,7 +87,7 @@ def test_accumulation_gives_the_same_step(tmp_path):
     }
     whole = train(tiny_config(**no_void), tmp_path / "whole", progress=False)
     split = train(tiny_config(accumulation=2, **no_void), tmp_path / "split", progress=False)
-    for a, b in zip(whole.parameters(), split.parameters()):
+    for a, b in zip(whole.parameters(), split.parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
 
 
