@@ -18,9 +18,11 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from deeplab_ref.viz import aspp as viz_aspp  # noqa: E402
 from deeplab_ref.viz import atrous as viz_atrous  # noqa: E402
+from deeplab_ref.viz import data as viz_data  # noqa: E402
 
 FIGURES: dict[str, Callable[[], Figure]] = {
     "atrous_rates.png": viz_atrous.atrous_rates_figure,
+    "synthetic_samples.png": viz_data.synthetic_samples_figure,
     "aspp_diagram.png": viz_aspp.aspp_diagram_figure,
     "aspp_fields_of_view.png": viz_aspp.aspp_fields_of_view_figure,
 }

@@ -1,0 +1,348 @@
+"""Evaluation as in the paper (DeepLab Sec. 4): mean IoU over a split, and the boundary trimap.
+
+One confusion matrix is accumulated over the whole split at each image's original resolution (the
+network's scores are upsampled bilinearly to the image; labels are never resized), with 255
+ignored. From it: pixel accuracy, mean class accuracy, IoU_c = TP / (TP + FP + FN) per class and
+their mean, the mIoU, leaving out classes absent from both the predictions and the labels.
+
+The trimap (Sec. 4.1, Fig. 5 of the paper; Kohli et al. 2009) scores only pixels near object
+boundaries: those within ``width`` pixels (Euclidean) of a pixel with another label, void
+included. Plotted against the width, it shows that the CRF's gain sits at the boundaries.
+
+The fully connected CRF (Sec. 3.3) is scored side by side with the network over a split, the
+images spread over worker processes, and its bilateral kernel's parameters are chosen by the
+paper's grid search on held-out images.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import ndimage
+from torch import nn
+from torch.utils.data import Dataset
+
+from deeplab_ref.crf import dense_crf
+from deeplab_ref.data.transforms import IGNORE_INDEX
+
+
+def _as_label_array(array: Any, name: str) -> np.ndarray:
+    if isinstance(array, torch.Tensor):
+        array = array.detach().cpu().numpy()
+    array = np.asarray(array)
+    if not np.issubdtype(array.dtype, np.integer):
+        raise ValueError(f"{name} must hold integer class indices, got dtype {array.dtype}")
+    return array
+
+
+class ConfusionMatrix:
+    """Counts of (true class, predicted class) over every labelled pixel seen so far.
+
+    ``matrix[t, p]`` is the number of pixels of class t predicted as p, int64 (C, C). ``update``
+    takes predictions and labels of any equal shape, numpy or torch; label 255 is skipped.
+    Matrices from parallel workers add with ``+=``.
+    """
+
+    def __init__(self, num_classes: int, ignore_index: int = IGNORE_INDEX) -> None:
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        self.num_classes = num_classes
+        self.ignore_index = ignore_index
+        self.matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
+
+    def update(self, pred: Any, target: Any) -> None:
+        """Add predictions ``pred`` and labels ``target``, integer arrays of one shape."""
+        pred = _as_label_array(pred, "pred")
+        target = _as_label_array(target, "target")
+        if pred.shape != target.shape:
+            raise ValueError(f"pred has shape {pred.shape} but target has shape {target.shape}")
+        labelled = target != self.ignore_index
+        self._check_range(pred, "pred")
+        self._check_range(
+            target[labelled], f"target (besides the ignore value {self.ignore_index})"
+        )
+        pred, target = pred[labelled].astype(np.int64), target[labelled].astype(np.int64)
+        counts = np.bincount(target * self.num_classes + pred, minlength=self.num_classes**2)
+        self.matrix += counts.reshape(self.num_classes, self.num_classes)
+
+    def _check_range(self, values: np.ndarray, name: str) -> None:
+        outside = (values < 0) | (values >= self.num_classes)
+        if outside.any():
+            raise ValueError(
+                f"{name} has values {np.unique(values[outside])[:10].tolist()} outside the "
+                f"classes 0..{self.num_classes - 1}"
+            )
+
+    def reset(self) -> None:
+        self.matrix[:] = 0
+
+    def __iadd__(self, other: ConfusionMatrix) -> ConfusionMatrix:
+        if other.num_classes != self.num_classes:
+            raise ValueError(
+                f"cannot add a {other.num_classes}-class matrix to a {self.num_classes}-class one"
+            )
+        self.matrix += other.matrix
+        return self
+
+    @property
+    def pixel_accuracy(self) -> float:
+        """Correct pixels / labelled pixels (NaN before any pixel)."""
+        total = self.matrix.sum()
+        return float(np.trace(self.matrix) / total) if total else float("nan")
+
+    @property
+    def class_accuracy(self) -> np.ndarray:
+        """Per class, the fraction of its pixels predicted right, (C,); NaN if never labelled."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.diag(self.matrix) / self.matrix.sum(axis=1)
+
+    @property
+    def mean_accuracy(self) -> float:
+        """Mean of ``class_accuracy`` over the classes present in the labels."""
+        return _nanmean(self.class_accuracy)
+
+    @property
+    def iou(self) -> np.ndarray:
+        """Per class TP / (TP + FP + FN), (C,); NaN for classes absent from both."""
+        true_positive = np.diag(self.matrix)
+        union = self.matrix.sum(axis=0) + self.matrix.sum(axis=1) - true_positive
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return true_positive / union
+
+    @property
+    def mean_iou(self) -> float:
+        """Mean of ``iou`` over the classes present in the predictions or the labels."""
+        return _nanmean(self.iou)
+
+    def summary(self) -> dict[str, float]:
+        return {
+            "pixel_accuracy": self.pixel_accuracy,
+            "mean_accuracy": self.mean_accuracy,
+            "mean_iou": self.mean_iou,
+        }
+
+
+def _nanmean(values: np.ndarray) -> float:
+    present = values[~np.isnan(values)]
+    return float(present.mean()) if present.size else float("nan")
+
+
+def distance_to_other_label(target: Any) -> np.ndarray:
+    """For each pixel, the Euclidean distance (pixels) to the nearest pixel with another label,
+    255 counting as a label of its own; ``inf`` when the whole image has one label. (H, W)."""
+    target = _as_label_array(target, "target")
+    if target.ndim != 2:
+        raise ValueError(f"target must be (H, W), got shape {target.shape}")
+    distance = np.full(target.shape, np.inf)
+    values = np.unique(target)
+    if values.size > 1:
+        for value in values:
+            region = target == value
+            distance[region] = ndimage.distance_transform_edt(region)[region]
+    return distance
+
+
+class TrimapMeter:
+    """Confusion matrices restricted to bands around the true boundaries, one per width.
+
+    A pixel counts for width w when it lies within w pixels of a pixel with another label, so the
+    band is about 2w pixels wide across each boundary. ``pixel_accuracy`` and ``mean_iou`` are
+    arrays over ``widths``.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        widths: Iterable[float] = range(1, 41),
+        ignore_index: int = IGNORE_INDEX,
+    ) -> None:
+        self.widths = np.asarray(list(widths), dtype=np.float64)
+        if self.widths.size == 0 or (self.widths <= 0).any():
+            raise ValueError(f"widths must be positive, got {self.widths.tolist()}")
+        self.matrices = [ConfusionMatrix(num_classes, ignore_index) for _ in self.widths]
+
+    def update(self, pred: Any, target: Any) -> None:
+        """Add one image: ``pred`` and ``target`` integer (H, W)."""
+        pred = _as_label_array(pred, "pred")
+        target = _as_label_array(target, "target")
+        if pred.shape != target.shape:
+            raise ValueError(f"pred has shape {pred.shape} but target has shape {target.shape}")
+        distance = distance_to_other_label(target)
+        for width, matrix in zip(self.widths, self.matrices, strict=True):
+            band = distance <= width
+            matrix.update(pred[band], target[band])
+
+    def __iadd__(self, other: TrimapMeter) -> TrimapMeter:
+        if not np.array_equal(other.widths, self.widths):
+            raise ValueError(f"cannot add a meter with widths {other.widths} to {self.widths}")
+        for mine, theirs in zip(self.matrices, other.matrices, strict=True):
+            mine += theirs
+        return self
+
+    @property
+    def pixel_accuracy(self) -> np.ndarray:
+        return np.array([m.pixel_accuracy for m in self.matrices])
+
+    @property
+    def mean_iou(self) -> np.ndarray:
+        return np.array([m.mean_iou for m in self.matrices])
+
+
+def upsample_scores(scores: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Scores (N, C, h, w) to (N, C, H, W) bilinearly, as the paper does at test time."""
+    if scores.ndim != 4:
+        raise ValueError(f"scores must be (N, C, h, w), got shape {tuple(scores.shape)}")
+    return F.interpolate(scores, size=size, mode="bilinear", align_corners=False)
+
+
+@torch.no_grad()
+def predict_probabilities(model: nn.Module, image: torch.Tensor) -> torch.Tensor:
+    """Class probabilities of ``model`` for images (N, 3, H, W): the softmax of its scores
+    upsampled to (H, W), (N, C, H, W)."""
+    if image.ndim != 4:
+        raise ValueError(f"image must be (N, 3, H, W), got shape {tuple(image.shape)}")
+    scores = model(image)
+    return upsample_scores(scores, tuple(image.shape[-2:])).softmax(dim=1)
+
+
+def predict(model: nn.Module, image: torch.Tensor) -> torch.Tensor:
+    """The class map of ``model`` for images (N, 3, H, W), int64 (N, H, W)."""
+    return predict_probabilities(model, image).argmax(dim=1)
+
+
+class SplitScores:
+    """What evaluation accumulates over a split: the confusion matrix and, when
+    ``trimap_widths`` is given, the trimap meter (else ``trimap`` is None)."""
+
+    def __init__(self, num_classes: int, trimap_widths: Iterable[float] | None = None) -> None:
+        self.confusion = ConfusionMatrix(num_classes)
+        self.trimap = None if trimap_widths is None else TrimapMeter(num_classes, trimap_widths)
+
+    def update(self, pred: Any, target: Any) -> None:
+        """Add one image: ``pred`` and ``target`` integer (H, W)."""
+        self.confusion.update(pred, target)
+        if self.trimap is not None:
+            self.trimap.update(pred, target)
+
+    def __iadd__(self, other: SplitScores) -> SplitScores:
+        self.confusion += other.confusion
+        if self.trimap is not None:
+            self.trimap += other.trimap
+        return self
+
+
+def evaluate(
+    model: nn.Module,
+    dataset: Dataset,
+    num_classes: int,
+    trimap_widths: Iterable[float] | None = None,
+    device: str | torch.device = "cpu",
+) -> SplitScores:
+    """Score ``model`` (put in eval mode) over ``dataset``, whose items (image (3, H, W), label
+    (H, W)) are at the original resolution, one image at a time."""
+    model.eval()
+    scores = SplitScores(num_classes, trimap_widths)
+    for index in range(len(dataset)):
+        image, label = dataset[index]
+        scores.update(predict(model, image[None].to(device))[0].cpu(), label)
+    return scores
+
+
+def _crf_job(job: tuple) -> list[SplitScores]:
+    """One image through the CRF with each setting in turn (runs in a worker process)."""
+    raw_image, probs, label, num_classes, trimap_widths, settings = job
+    results = []
+    for setting in settings:
+        scores = SplitScores(num_classes, trimap_widths)
+        scores.update(dense_crf(raw_image, probs, **setting).argmax(0), label)
+        results.append(scores)
+    return results
+
+
+def _crf_over_split(
+    model: nn.Module,
+    dataset: Dataset,
+    num_classes: int,
+    settings: list[dict[str, float]],
+    trimap_widths: Iterable[float] | None,
+    indices: Iterable[int] | None,
+    processes: int,
+    device: str | torch.device,
+) -> tuple[SplitScores, list[SplitScores]]:
+    """The network's scores and the CRF's for each setting. The network runs here; the CRF runs
+    over images in ``processes`` worker processes, a few images at a time to bound memory."""
+    widths = None if trimap_widths is None else list(trimap_widths)
+    network = SplitScores(num_classes, widths)
+    refined = [SplitScores(num_classes, widths) for _ in settings]
+    indices = list(range(len(dataset)) if indices is None else indices)
+    model.eval()
+    with ProcessPoolExecutor(processes) if processes > 1 else nullcontext() as pool:
+        for start in range(0, len(indices), 2 * processes):
+            jobs = []
+            for index in indices[start : start + 2 * processes]:
+                image, label = dataset[index]
+                probs = predict_probabilities(model, image[None].to(device))[0].cpu().numpy()
+                network.update(probs.argmax(0), label)
+                raw_image = dataset.load_raw(index)[0]
+                jobs.append((raw_image, probs, np.asarray(label), num_classes, widths, settings))
+            for image_scores in (pool.map if pool else map)(_crf_job, jobs):
+                for total, part in zip(refined, image_scores, strict=True):
+                    total += part
+    return network, refined
+
+
+def evaluate_crf(
+    model: nn.Module,
+    dataset: Dataset,
+    num_classes: int,
+    crf_params: dict[str, float] | None = None,
+    trimap_widths: Iterable[float] | None = None,
+    processes: int = 2,
+    device: str | torch.device = "cpu",
+) -> dict[str, SplitScores]:
+    """The split scored without and with the fully connected CRF, side by side:
+    ``{"network": ..., "crf": ...}``. ``dataset`` must also give ``load_raw(index)`` (the uint8
+    RGB image the CRF's bilateral kernel reads); ``crf_params`` go to ``dense_crf``."""
+    network, (crf,) = _crf_over_split(
+        model, dataset, num_classes, [crf_params or {}], trimap_widths, None, processes, device
+    )
+    return {"network": network, "crf": crf}
+
+
+def search_crf_parameters(
+    model: nn.Module,
+    dataset: Dataset,
+    num_classes: int,
+    bi_w: Iterable[float] = (3, 4, 5, 6),
+    bi_xy_std: Iterable[float] = (30, 50, 70, 90),
+    bi_rgb_std: Iterable[float] = (3, 4, 5, 6),
+    pos_w: float = 3.0,
+    pos_xy_std: float = 3.0,
+    indices: Iterable[int] | None = None,
+    processes: int = 2,
+    device: str | torch.device = "cpu",
+) -> tuple[dict[str, float], list[dict[str, float]], float]:
+    """The paper's coarse grid search (Sec. 4.1): the Gaussian kernel fixed (w2 = 3, sigma_gamma
+    = 3), every combination of the bilateral kernel's weight and widths scored by mIoU on a
+    held-out subset (``indices``; the paper used 100 val images). Returns the best parameters and
+    the table (one row per combination, with its mIoU, best first) and the network's mIoU."""
+    settings = [
+        {"bi_w": w, "bi_xy_std": xy, "bi_rgb_std": rgb, "pos_w": pos_w, "pos_xy_std": pos_xy_std}
+        for w, xy, rgb in itertools.product(bi_w, bi_xy_std, bi_rgb_std)
+    ]
+    network, refined = _crf_over_split(
+        model, dataset, num_classes, settings, None, indices, processes, device
+    )
+    table = [
+        {**s, "mean_iou": r.confusion.mean_iou} for s, r in zip(settings, refined, strict=True)
+    ]
+    table.sort(key=lambda row: -row["mean_iou"])
+    best = {k: v for k, v in table[0].items() if k != "mean_iou"}
+    return best, table, network.confusion.mean_iou
