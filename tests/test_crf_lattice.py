@@ -18,7 +18,7 @@ from deeplab_ref.crf import (
     gaussian_features,
     unary_from_probs,
 )
-from deeplab_ref.crf.permutohedral import accumulate_product
+from deeplab_ref.crf.permutohedral import accumulate_product, elevate
 
 EXAMPLES = Path(__file__).parent / "data" / "pydensecrf_examples"
 
@@ -45,12 +45,20 @@ def test_exact_filter_is_the_gaussian_sum():
     st.integers(0, 2**31),
 )
 def test_barycentric_weights_are_a_partition_of_unity(dim, n, spread, seed):
-    """Each point splats weights >= 0 summing to 1 onto d + 1 distinct lattice points."""
+    """Each point splats weights >= 0 summing to 1 onto d + 1 distinct lattice points, one of
+    each remainder mod d + 1, and those weights put the corners' centre at the point itself."""
     features = np.random.default_rng(seed).normal(scale=spread, size=(n, dim))
     lattice = PermutohedralLattice(features)
     np.testing.assert_allclose(lattice.barycentric.sum(axis=1), 1.0, atol=1e-5)
     assert lattice.barycentric.min() >= -1e-6
-    assert all(len(set(row)) == dim + 1 for row in lattice.vertex)
+    corners = lattice.lattice_points()[lattice.vertex]  # (N, d + 1 corners, d + 1 coordinates)
+    assert np.all(corners.sum(axis=2) == 0)
+    remainders = corners % (dim + 1)
+    assert np.all(remainders == remainders[:, :, :1])
+    assert all(sorted(row) == list(range(dim + 1)) for row in remainders[:, :, 0])
+    centre = (lattice.barycentric[:, :, None] * corners).sum(axis=1)
+    elevated = elevate(features.T.astype(np.float32)).T
+    np.testing.assert_allclose(centre, elevated, atol=1e-4 * (1 + np.abs(elevated).max()))
 
 
 def test_lattice_on_a_pixel_grid_approximates_the_gaussian():
@@ -85,6 +93,21 @@ def test_lattice_on_colour_features_approximates_the_normalised_gaussian():
         - exact.filter(values) / exact.filter(ones)[:, None]
     )
     assert np.median(normalised_error) < 0.005 and normalised_error.max() < 0.1
+
+
+def test_scaled_filter_is_the_filter_with_folded_scales():
+    features = bilateral_features(crop(), xy_std=20.0, rgb_std=10.0)
+    rng = np.random.default_rng(5)
+    values = rng.random((len(features), 4), dtype=np.float32)
+    before, after = rng.random(len(features), dtype=np.float32), rng.random(len(features))
+    lattice = PermutohedralLattice(features)
+    out = np.ones_like(values)
+    fast = lattice.scaled_filter(before, after.astype(np.float32))
+    fast(values, out)
+    expected = 1 + after[:, None] * lattice.filter(before[:, None] * values)
+    np.testing.assert_allclose(out, expected, rtol=1e-5)
+    fast(values, out)  # buffers are reused: a second call adds the same again
+    np.testing.assert_allclose(out, 2 * expected - 1, rtol=1e-5)
 
 
 def test_lattice_filter_of_a_constant_grows_with_density():

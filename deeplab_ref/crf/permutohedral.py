@@ -32,7 +32,7 @@ import scipy.sparse as sp
 from scipy.sparse import _sparsetools
 
 
-def _elevate(features: np.ndarray) -> np.ndarray:
+def elevate(features: np.ndarray) -> np.ndarray:
     """Scale features (d, N) and embed them in the plane sum(x) = 0 of R^{d+1}: (d + 1, N) float32.
 
     The scale makes the blur below approximate a unit-variance Gaussian (Adams et al. p. 6).
@@ -112,7 +112,7 @@ def _unique_inverse(keys: np.ndarray, key_bits: int) -> tuple[np.ndarray, np.nda
 
 def _lattice_points(
     rem0: np.ndarray, rank: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Number the lattice points that the simplices touch.
 
     Corner r of a point's simplex is ``rem0 + canonical_r[rank]``, and every coordinate of a
@@ -120,8 +120,8 @@ def _lattice_points(
     coordinates; the last follows from sum = 0) and r, packed into one int64 with a margin of one
     step so that a neighbour packs without aliasing. A sort plays the C++ hash table.
 
-    Returns the sorted packed keys (M,), the vertex index of each point's corners (N, d + 1) and
-    the packing's field shifts (d,).
+    Returns the sorted packed keys (M,), the vertex index of each point's corners (N, d + 1), and
+    the packing's field shifts and quotient offsets (d,).
     """
     d1, n = rem0.shape
     d = d1 - 1
@@ -145,7 +145,7 @@ def _lattice_points(
             step_down += (rank[i] > d - r).astype(np.int64) << shifts[i]
         keys[:, r] = base + r - step_down
     unique_keys, vertex = _unique_inverse(keys.ravel(), key_bits)
-    return unique_keys, vertex.reshape(n, d1), shifts
+    return unique_keys, vertex.reshape(n, d1), shifts, low
 
 
 def _find(sorted_keys: np.ndarray, queries: np.ndarray) -> np.ndarray:
@@ -200,9 +200,9 @@ class PermutohedralLattice:
             so the filter approximates ``exp(-|f_i - f_j|^2 / 2)``.
 
     Attributes:
-        splat: (N, d + 1) -> lattice, as the transpose of ``slice_matrix``; see ``filter``.
-        slice_matrix: (N, M) CSR, row i holds pixel i's d + 1 barycentric weights.
-        blur: d + 1 matrices (M, M).
+        vertex: (N, d + 1) index of the lattice point at each corner of each point's simplex.
+        barycentric: (N, d + 1) float32 weights of those corners (>= 0, summing to 1).
+        blur_matrices: d + 1 sparse (M, M) matrices, one per lattice direction.
         alpha: the slice factor 1 / (1 + 2^-d).
     """
 
@@ -213,19 +213,33 @@ class PermutohedralLattice:
         if not np.all(np.isfinite(features)):
             raise ValueError("features must be finite")
         n, d = features.shape
-        elevated = _elevate(np.ascontiguousarray(features.T))
+        elevated = elevate(np.ascontiguousarray(features.T))
         if np.abs(elevated).max() > 16000:  # lattice coordinates are kept in int16
             raise ValueError(
                 "features too large for the lattice (spread over more than ~1e4 standard "
                 "deviations): use larger standard deviations"
             )
         rem0, rank, barycentric = _enclosing_simplex(elevated)
-        unique_keys, vertex, shifts = _lattice_points(rem0, rank)
+        unique_keys, vertex, shifts, low = _lattice_points(rem0, rank)
+        self._packing = (unique_keys, shifts, low)
         self.n_points, self.dim, self.n_vertices = n, d, len(unique_keys)
         self.barycentric = np.ascontiguousarray(barycentric.T)
         self.vertex = vertex
         self.alpha = np.float32(1.0 / (1.0 + 2.0**-d))
-        self.blur = _blur_matrices(unique_keys, shifts)
+        self.blur_matrices = _blur_matrices(unique_keys, shifts)
+
+    def lattice_points(self) -> np.ndarray:
+        """Integer coordinates (M, d + 1) of the lattice points, in the plane sum(x) = 0."""
+        unique_keys, shifts, low = self._packing
+        d1 = self.dim + 1
+        points = np.empty((len(unique_keys), d1), np.int64)
+        remainder = unique_keys & ((1 << int(shifts[0])) - 1)
+        field_ends = [*shifts[1:], 63]
+        for i, (shift, end) in enumerate(zip(shifts, field_ends, strict=True)):
+            quotient = ((unique_keys >> shift) & ((1 << int(end - shift)) - 1)) + low[i]
+            points[:, i] = d1 * quotient + remainder
+        points[:, -1] = -points[:, :-1].sum(axis=1)
+        return points
 
     def slice_matrix(self, row_scale: np.ndarray | None = None) -> sp.csr_matrix:
         """(N, M) matrix of barycentric weights, row i times ``row_scale[i]`` (default 1).
@@ -260,7 +274,7 @@ class PermutohedralLattice:
             lattice_values, blurred = buffers[n_channels]
             lattice_values.fill(0.0)
             accumulate_product(splat, values, lattice_values)
-            for matrix in self.blur:
+            for matrix in self.blur_matrices:
                 blurred.fill(0.0)
                 accumulate_product(matrix, lattice_values, blurred)
                 lattice_values, blurred = blurred, lattice_values
@@ -268,13 +282,26 @@ class PermutohedralLattice:
 
         return accumulate
 
+    def splat(self, values: np.ndarray) -> np.ndarray:
+        """Lattice values (M, ...): each point's values (N, ...) spread over its corners."""
+        return self.slice_matrix().T @ np.asarray(values, dtype=np.float32)
+
+    def blur(self, lattice_values: np.ndarray) -> np.ndarray:
+        """Lattice values blurred by [1/2, 1, 1/2] along each direction 0 .. d in turn."""
+        for matrix in self.blur_matrices:
+            lattice_values = matrix @ lattice_values
+        return lattice_values
+
+    def slice(self, lattice_values: np.ndarray) -> np.ndarray:
+        """Values (N, ...) read back from the corners, times alpha."""
+        return self.alpha * (self.slice_matrix() @ lattice_values)
+
     def filter(self, values: np.ndarray) -> np.ndarray:
-        """Approximate Gaussian filter of values (N,) or (N, C): splat, blur, slice (float32)."""
-        values = np.asarray(values, dtype=np.float32)
-        columns = np.ascontiguousarray(values.reshape(len(values), -1))
-        out = np.zeros_like(columns)
-        self.scaled_filter()(columns, out)
-        return out.reshape(values.shape)
+        """Approximate Gaussian filter of values (N,) or (N, C): splat, blur, slice (float32).
+
+        ``scaled_filter`` computes the same with reused buffers, for mean field's inner loop.
+        """
+        return self.slice(self.blur(self.splat(values)))
 
 
 def accumulate_product(

@@ -1,0 +1,36 @@
+"""The CRF figures' helpers: the simulated stride-8 scores and the boundary band."""
+
+import numpy as np
+import pytest
+
+from deeplab_ref.viz import crf as viz_crf
+
+
+def test_coarse_probs_are_probabilities_that_blur_only_boundaries():
+    labels = np.zeros((40, 64), np.int64)
+    labels[:, 29:] = 1  # a boundary inside an 8x8 block
+    labels[0, 0] = viz_crf.IGNORE
+    probs = viz_crf.coarse_probs(labels, 3, output_stride=8, confidence=0.9)
+    assert probs.shape == (3, 40, 64) and probs.dtype == np.float32
+    np.testing.assert_allclose(probs.sum(axis=0), 1.0, rtol=1e-6)
+    far = np.abs(np.arange(64) - 29) > 12
+    assert np.all(probs.argmax(0)[:, far] == labels[5:6, far])
+    assert probs[1, 20, 40] == pytest.approx(0.9 + 0.1 / 3, rel=1e-5)
+    assert 0.2 < probs[1, 20, 29] < 0.8
+
+
+def test_boundary_band_is_a_strip_around_the_edge():
+    labels = np.zeros((10, 20), np.int64)
+    labels[:, 10:] = 1
+    band = viz_crf.boundary_band(labels, 3)
+    assert np.all(band[:, 6:14]) and not np.any(band[:, :6]) and not np.any(band[:, 14:])
+    assert np.array_equal(viz_crf.boundary_band(labels, 0)[0], np.isin(np.arange(20), [9, 10]))
+
+
+def test_examples_load_and_missing_files_are_named(tmp_path, monkeypatch):
+    example = viz_crf.load_example(1)
+    assert example["image"].shape == (240, 320, 3) and len(example["colours"]) == 2
+    assert set(np.unique(example["annotation"])) == {0, 1, viz_crf.IGNORE}
+    monkeypatch.setattr(viz_crf, "EXAMPLES", tmp_path)
+    with pytest.raises(FileNotFoundError, match="anno1.png"):
+        viz_crf.load_example(1)
