@@ -18,6 +18,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from deeplab_ref.viz import aspp as viz_aspp  # noqa: E402
 from deeplab_ref.viz import atrous as viz_atrous  # noqa: E402
+from deeplab_ref.viz import crf as viz_crf  # noqa: E402
 from deeplab_ref.viz import data as viz_data  # noqa: E402
 
 FIGURES: dict[str, Callable[[], Figure]] = {
@@ -25,6 +26,8 @@ FIGURES: dict[str, Callable[[], Figure]] = {
     "synthetic_samples.png": viz_data.synthetic_samples_figure,
     "aspp_diagram.png": viz_aspp.aspp_diagram_figure,
     "aspp_fields_of_view.png": viz_aspp.aspp_fields_of_view_figure,
+    "crf_before_after.png": viz_crf.crf_before_after_figure,
+    "crf_lattice.png": viz_crf.lattice_diagram_figure,
 }
 
 
