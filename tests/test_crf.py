@@ -16,7 +16,7 @@ EXAMPLES = Path(__file__).parent / "data" / "pydensecrf_examples"
 # (pos_xy_std, pos_w, bi_xy_std, bi_rgb_std, bi_w)
 PARAMETERS = {
     "deeplab_resnet": (1.0, 3.0, 67.0, 3.0, 4.0),
-    "deeplab_vgg": (2.0, 2.0, 65.0, 3.0, 4.0),
+    "vgg16_quoted": (2.0, 2.0, 65.0, 3.0, 4.0),  # VGG-16 values quoted by third parties
     "readme": (3.0, 3.0, 80.0, 13.0, 10.0),
     "narrow": (0.5, 1.0, 5.0, 8.0, 2.0),
 }
@@ -153,6 +153,21 @@ def test_generic_kernel_and_normalizations_match_pydensecrf(normalization, code)
     )
     q = np.array(theirs.inference(3)).reshape(labels, height, width)
     assert_agrees(ours.inference(3), q)
+
+
+def test_repulsive_weight_matches_pydensecrf():
+    """A negative weight pushes neighbours apart; softmax then needs each pixel's maximum."""
+    rng = np.random.default_rng(12)
+    image = photo(1)[:40, :50]
+    unary = unary_from_probs(random_probs(rng, 3, 40, 50, smooth=True))
+    ours = DenseCRF(unary)
+    ours.add_gaussian(2.0, -30.0)
+    ours.add_bilateral(image, 30.0, 10.0, 5.0)
+    theirs = dcrf.DenseCRF2D(50, 40, 3)
+    theirs.setUnaryEnergy(np.ascontiguousarray(unary.reshape(3, -1)))
+    theirs.addPairwiseGaussian(sxy=2.0, compat=-30.0)
+    theirs.addPairwiseBilateral(sxy=30.0, srgb=10.0, rgbim=np.ascontiguousarray(image), compat=5.0)
+    assert_agrees(ours.inference(5), np.array(theirs.inference(5)).reshape(3, 40, 50))
 
 
 def test_objective_matches_pydensecrf_kl_divergence():

@@ -94,6 +94,8 @@ def test_bad_lower_level_arguments():
     crf = DenseCRF(np.zeros((2, 3, 4), np.float32))
     with pytest.raises(ValueError, match="features must be"):
         crf.add_kernel(np.zeros((11, 2)), weight=1.0)
+    with pytest.raises(ValueError, match="weight must be a finite"):
+        crf.add_gaussian(1.0, weight=float("nan"))
     with pytest.raises(ValueError, match="normalization must be one of"):
         crf.add_kernel(np.zeros((12, 2)), weight=1.0, normalization="both")
     with pytest.raises(ValueError, match="image is"):

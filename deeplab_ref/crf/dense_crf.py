@@ -1,12 +1,12 @@
-"""Mean-field inference in the fully connected CRF (DeepLab Sec. 3.3, Eq. 2-4).
+"""Mean-field inference in the fully connected CRF (DeepLab Sec. 3.3, Eq. 2 and 3).
 
 DeepLab refines the network's label probabilities P with the energy of Krähenbühl and Koltun
 (NIPS 2011)
 
-    E(x) = sum_i theta_i(x_i) + sum_{i<j} theta_ij(x_i, x_j),    theta_i = -log P(x_i)    (Eq. 2)
+    E(x) = sum_i theta_i(x_i) + sum_{i<j} theta_ij(x_i, x_j),    theta_i = -log P(x_i)
 
     theta_ij = mu(x_i, x_j) [ w1 exp(-|p_i - p_j|^2 / 2 s_a^2 - |I_i - I_j|^2 / 2 s_b^2)
-                            + w2 exp(-|p_i - p_j|^2 / 2 s_g^2) ]                         (Eq. 3)
+                            + w2 exp(-|p_i - p_j|^2 / 2 s_g^2) ]
 
 with Potts mu = [x_i != x_j], pixel positions p and colours I: a *bilateral* kernel (nearby pixels
 of similar colour want one label) and a *Gaussian* one (smoothness). Mean field approximates the
@@ -162,7 +162,7 @@ class DenseCRF:
                 norm = (1.0 / (row_sum + 1e-20)).astype(np.float32)
         before = norm if normalization in ("symmetric", "before") else None
         after = norm if normalization in ("symmetric", "after") else None
-        weight_ = np.float32(weight)
+        weight_ = np.float32(_finite("weight", weight))
         after = np.full(len(features), weight_, np.float32) if after is None else after * weight_
         self.kernels.append(gaussian.scaled_filter(before, after))
         self.weights.append(float(weight))
