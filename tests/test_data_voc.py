@@ -187,8 +187,11 @@ def test_sbd_errors_name_the_file(tree):
         read_sbd_label(sbd / "cls" / "f.mat")
 
 
-def test_sbd_layout_errors(tree):
+def test_sbd_layout_errors(tree, capsys):
     voc, sbd = tree
+    with pytest.raises(SystemExit):
+        main(["--sbd", str(sbd / "missing"), "--voc", str(voc)])
+    assert "SBD root" in capsys.readouterr().err
     with pytest.raises(FileNotFoundError, match="SBD root"):
         build_train_aug(sbd / "missing", voc)
     (sbd / "val.txt").unlink()

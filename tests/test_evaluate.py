@@ -151,6 +151,21 @@ def test_trimap_on_a_shifted_edge():
     assert meter.pixel_accuracy[-1] == pytest.approx(full.pixel_accuracy)
 
 
+def test_trimap_meters_add():
+    target = np.kron(np.array([[0, 1], [1, 0]]), np.ones((4, 4), dtype=np.int64))
+    pred = np.zeros_like(target)
+    both, first, second = (TrimapMeter(2, [1, 2]) for _ in range(3))
+    both.update(pred, target)
+    both.update(1 - pred, target)
+    first.update(pred, target)
+    second.update(1 - pred, target)
+    first += second
+    for merged, direct in zip(first.matrices, both.matrices, strict=True):
+        np.testing.assert_array_equal(merged.matrix, direct.matrix)
+    with pytest.raises(ValueError, match="widths"):
+        first += TrimapMeter(2, [1, 3])
+
+
 def test_trimap_skips_void_and_counts_its_edge():
     # A void column between the classes: the boundary pixels are next to the void band.
     target = np.zeros((4, 7), dtype=np.int64)

@@ -115,7 +115,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sbd", required=True, type=Path, help="SBD's benchmark_RELEASE/dataset")
     parser.add_argument("--voc", required=True, type=Path, help="VOCdevkit/VOC2012")
     args = parser.parse_args(argv)
-    ids = build_train_aug(args.sbd, args.voc)
+    try:
+        ids = build_train_aug(args.sbd, args.voc)
+    except (FileNotFoundError, ValueError) as error:
+        parser.error(str(error))
     voc_root = resolve_voc_root(args.voc)
     print(
         f"wrote {len(ids)} labels to {voc_root / AUG_LABEL_DIR} and the list "

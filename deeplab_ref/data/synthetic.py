@@ -5,9 +5,10 @@ that smaller objects occlude larger ones. An object's class is a (shape, texture
 are drawn at random per object, so colour never names the class: small objects are told apart by
 their outline (a few texture periods are all they show) and a pixel deep inside a large object by
 its texture or by a field of view that reaches the outline (atrous convolution and ASPP, DeepLab
-Sec. 3.1-3.2). Object sizes span an 8x range in one image (multi-scale inputs, Sec. 3.2). As in
-PASCAL VOC's annotations, a thin band along every object boundary is labelled 255 ("void",
-ignored); the image keeps sharp edges there, which the fully connected CRF (Sec. 3.3) aligns to.
+Sec. 3.1-3.2). Object sizes are log-uniform over an 8x range, 10 to 80 pixels across in a 96-pixel
+image (multi-scale inputs, Sec. 3.2). As in PASCAL VOC's annotations, a thin band along every
+object boundary is labelled 255 ("void", ignored); the image keeps sharp edges there, which the
+fully connected CRF (Sec. 3.3) aligns to.
 
 Images are generated on the fly from ``numpy.random.SeedSequence([seed, split, index])``: the same
 (seed, split, index) gives the same image on every machine, and train and val never share a stream.
