@@ -115,6 +115,7 @@ def test_size_mismatch_names_both_files(tree):
         ("JPEGImages", "JPEGImages"),
         ("SegmentationClass", "SegmentationClass"),
         ("ImageSets/Segmentation/train.txt", "train.txt"),
+        ("ImageSets/Segmentation", "ImageSets/Segmentation"),
         ("JPEGImages/b.jpg", "b.jpg"),
         ("SegmentationClass/a.png", "a.png"),
     ],
@@ -130,6 +131,13 @@ def test_layout_errors_say_what_is_missing(tree, remove, match):
         target.unlink()
     with pytest.raises(FileNotFoundError, match=match):
         VOCSegmentation(voc, "train")
+
+
+def test_empty_split_list(tree):
+    voc, _ = tree
+    (voc / "ImageSets/Segmentation/val.txt").write_text("\n")
+    with pytest.raises(ValueError, match="val.txt is empty"):
+        VOCSegmentation(voc, "val")
 
 
 def test_train_aug_needs_the_builder_first(tree):
