@@ -20,6 +20,7 @@ from deeplab_ref.viz import aspp as viz_aspp  # noqa: E402
 from deeplab_ref.viz import atrous as viz_atrous  # noqa: E402
 from deeplab_ref.viz import crf as viz_crf  # noqa: E402
 from deeplab_ref.viz import data as viz_data  # noqa: E402
+from deeplab_ref.viz import receptive_field as viz_receptive_field  # noqa: E402
 
 FIGURES: dict[str, Callable[[], Figure]] = {
     "atrous_rates.png": viz_atrous.atrous_rates_figure,
@@ -28,6 +29,10 @@ FIGURES: dict[str, Callable[[], Figure]] = {
     "aspp_fields_of_view.png": viz_aspp.aspp_fields_of_view_figure,
     "crf_before_after.png": viz_crf.crf_before_after_figure,
     "crf_lattice.png": viz_crf.lattice_diagram_figure,
+    "sparse_vs_dense.png": viz_receptive_field.sparse_vs_dense_figure,
+    "field_of_view_vs_rate.png": viz_receptive_field.field_of_view_vs_rate_figure,
+    "gridding.png": viz_receptive_field.gridding_figure,
+    "effective_receptive_field.png": viz_receptive_field.effective_field_figure,
 }
 
 

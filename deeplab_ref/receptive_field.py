@@ -42,12 +42,14 @@ Pair = tuple[int, int]
 
 
 def _pair(name: str, value: int | tuple[int, ...] | list[int], minimum: float) -> Pair:
-    values = (value, value) if isinstance(value, int) else tuple(value)
+    values = (value,) if isinstance(value, int | np.integer) else tuple(value)
     if len(values) == 1:
         values = values * 2
-    if len(values) != 2 or not all(isinstance(v, int) and v >= minimum for v in values):
+    if len(values) != 2 or not all(
+        isinstance(v, int | np.integer) and v >= minimum for v in values
+    ):
         raise ValueError(f"{name} must be an int >= {minimum} or a pair of them, got {value!r}")
-    return values
+    return int(values[0]), int(values[1])
 
 
 @dataclass(frozen=True)
