@@ -26,6 +26,8 @@ its rate nears the feature-map size (the reason for ASPP's image pooling in late
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -48,7 +50,8 @@ def _pair(name: str, value: int | tuple[int, ...] | list[int], minimum: float) -
     if len(values) != 2 or not all(
         isinstance(v, int | np.integer) and v >= minimum for v in values
     ):
-        raise ValueError(f"{name} must be an int >= {minimum} or a pair of them, got {value!r}")
+        bound = "" if minimum == -np.inf else f" >= {minimum}"
+        raise ValueError(f"{name} must be an int{bound} or a pair of them, got {value!r}")
     return int(values[0]), int(values[1])
 
 
@@ -80,7 +83,6 @@ class ReceptiveField:
         kernel, stride, rate = (
             _pair(n, v, 1) for n, v in (("kernel", kernel), ("stride", stride), ("rate", rate))
         )
-        # Negative padding is a crop.
         padding = _pair("padding", padding, -np.inf)
         # Each new tap is one step of the current stride apart in the input.
         field_of_view = tuple(
@@ -238,6 +240,21 @@ def _device(module: nn.Module) -> torch.device:
     return next((p.device for p in module.parameters()), torch.device("cpu"))
 
 
+@contextmanager
+def _evaluation_mode(module: nn.Module) -> Iterator[None]:
+    """Run ``module`` in evaluation mode (batch norm then acts position by position), then give
+    every submodule back the mode the caller had set."""
+    if not isinstance(module, nn.Module):
+        raise ValueError(f"module must be a torch.nn.Module, got {type(module).__name__}")
+    training = {m: m.training for m in module.modules()}
+    module.eval()
+    try:
+        yield
+    finally:
+        for m, mode in training.items():
+            m.training = mode
+
+
 def receptive_field(module: nn.Module, input_size: tuple[int, ...]) -> Any:
     """The theoretical receptive field of every output of ``module``.
 
@@ -251,24 +268,17 @@ def receptive_field(module: nn.Module, input_size: tuple[int, ...]) -> Any:
         A :class:`ReceptiveField` for a tensor output, or the same tuple/list/dict structure of
         them for several outputs.
     """
-    if not isinstance(module, nn.Module):
-        raise ValueError(f"module must be a torch.nn.Module, got {type(module).__name__}")
-    x = torch.zeros(_input_shape(input_size), device=_device(module))
-    training = {m: m.training for m in module.modules()}
     tracer = _FieldTracer()
-    tracer.fields[x] = ReceptiveField()
-    try:
-        module.eval()
+    with _evaluation_mode(module):
+        x = torch.zeros(_input_shape(input_size), device=_device(module))
+        tracer.fields[x] = ReceptiveField()
         with torch.no_grad(), tracer:
             out = module(x)
-    finally:
-        for m, mode in training.items():
-            m.training = mode
 
     def field_of(t: Any) -> ReceptiveField:
         if not isinstance(t, torch.Tensor) or t not in tracer.fields:
             raise ValueError(f"an output of {type(module).__name__} has no spatial receptive field")
-        return replace(tracer.fields[t], output_size=tuple(t.shape[2:]))
+        return replace(tracer.fields[t], output_size=tuple(t.shape[-2:]))
 
     return tree_map(field_of, out)
 
@@ -286,18 +296,14 @@ def effective_receptive_field(
     if not isinstance(n_samples, int) or n_samples < 1:
         raise ValueError(f"n_samples must be a positive int, got {n_samples!r}")
     generator = torch.Generator().manual_seed(seed)
-    x = torch.randn(n_samples, channels, height, width, generator=generator).to(_device(module))
-    x.requires_grad_(True)
-    training = {m: m.training for m in module.modules()}
-    try:
-        module.eval()
+    with _evaluation_mode(module):
+        x = torch.randn(n_samples, channels, height, width, generator=generator)
+        x = x.to(_device(module)).requires_grad_(True)
         y = module(x)
-    finally:
-        for m, mode in training.items():
-            m.training = mode
-    if not isinstance(y, torch.Tensor) or y.dim() != 4:
+    if not isinstance(y, torch.Tensor) or y.dim() != 4 or not y.requires_grad:
         raise ValueError(
-            "effective_receptive_field needs a module returning one (N, C, H, W) tensor"
+            "effective_receptive_field needs a module returning one (N, C, H, W) tensor that "
+            "depends on its input"
         )
     y[:, :, y.shape[2] // 2, y.shape[3] // 2].sum().backward()
     return x.grad.abs().sum(dim=1).mean(dim=0).double().cpu().numpy()

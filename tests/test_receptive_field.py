@@ -290,6 +290,15 @@ def test_bad_input_raises_clear_errors(module, input_size, message):
         receptive_field(module, input_size)
 
 
+@pytest.mark.parametrize(
+    ("module", "message"),
+    [(nn.Flatten(), "one \\(N, C, H, W\\) tensor"), (lambda x: x, "module must be")],
+)
+def test_effective_field_bad_input(module, message):
+    with pytest.raises(ValueError, match=message):
+        effective_receptive_field(module, (1, 8, 8))
+
+
 def test_bad_layer_arguments():
     with pytest.raises(ValueError, match="stride"):
         ReceptiveField().then(3, stride=0)
