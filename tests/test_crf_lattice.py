@@ -18,7 +18,8 @@ from deeplab_ref.crf import (
     gaussian_features,
     unary_from_probs,
 )
-from deeplab_ref.crf.permutohedral import accumulate_product, elevate
+from deeplab_ref.crf.fast_filter import accumulate_product
+from deeplab_ref.crf.permutohedral import _unique_inverse, elevate
 
 EXAMPLES = Path(__file__).parent / "data" / "pydensecrf_examples"
 
@@ -116,6 +117,15 @@ def test_lattice_filter_of_a_constant_grows_with_density():
     assert sparse.max() < 1.5 and dense.min() > 10
 
 
+@pytest.mark.parametrize("key_bits", [20, 62])  # pairs sorted together, or np.unique
+def test_unique_inverse_is_numpy_unique(key_bits):
+    keys = np.random.default_rng(key_bits).integers(0, 2**key_bits, size=300).repeat(3)
+    unique_keys, inverse = _unique_inverse(keys, key_bits)
+    expected_keys, expected_inverse = np.unique(keys, return_inverse=True)
+    np.testing.assert_array_equal(unique_keys, expected_keys)
+    np.testing.assert_array_equal(inverse, expected_inverse)
+
+
 def test_accumulate_product_adds_the_sparse_product():
     rng = np.random.default_rng(3)
     matrix = sp.random(40, 30, density=0.2, format="csr", random_state=4, dtype=np.float32)
@@ -124,6 +134,13 @@ def test_accumulate_product_adds_the_sparse_product():
         out = np.ones((40, 5), np.float32)
         accumulate_product(form, x, out)
         np.testing.assert_allclose(out, 1 + matrix @ x, rtol=1e-6)
+    out = np.ones((40, 5), np.float32)
+    accumulate_product(matrix, x, out, slice(10, 25))
+    expected = np.ones((40, 5), np.float32)
+    expected[10:25] += (matrix @ x)[10:25]
+    np.testing.assert_allclose(out, expected, rtol=1e-6)
+    with pytest.raises(ValueError, match="CSR matrices only"):
+        accumulate_product(matrix.tocsc(), x, out, slice(0, 5))
     with pytest.raises(ValueError, match="C-contiguous"):
         accumulate_product(matrix, np.asfortranarray(x), np.ones((40, 5), np.float32))
 

@@ -22,11 +22,12 @@ term stays in the sum, and K is the permutohedral lattice's approximation (``per
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
-from deeplab_ref.crf.exact import ExactGaussianFilter
+from deeplab_ref.crf.exact import ExactGaussianFilter, ExactScaledFilter
+from deeplab_ref.crf.fast_filter import ROW_BLOCK, LatticeFilter
 from deeplab_ref.crf.permutohedral import PermutohedralLattice
 
 NORMALIZATIONS = ("symmetric", "after", "before", "none")
@@ -118,13 +119,14 @@ class DenseCRF:
         if not np.all(np.isfinite(unary)):
             raise ValueError("unary must be finite")
         self.n_labels, self.height, self.width = unary.shape
-        # Pixels in rows, labels in columns: the layout sparse-times-dense products run fastest on.
-        neg_unary = np.ascontiguousarray(-unary.reshape(self.n_labels, -1).T, np.float32)
         # Softmax ignores a per-pixel constant: make each pixel's best energy 0 once, so later
         # updates can skip the per-pixel maximum (see softmax_labels).
-        self.best_neg_unary = neg_unary.max(axis=1, keepdims=True)
-        self.neg_unary = neg_unary - self.best_neg_unary
-        self.kernels: list[Callable[[np.ndarray, np.ndarray], None]] = []
+        flat = unary.reshape(self.n_labels, -1).astype(np.float32, copy=False)
+        best = flat.min(axis=0)
+        self.best_neg_unary = -best[:, None]
+        # Pixels in rows, labels in columns: the layout sparse-times-dense products run fastest on.
+        self.neg_unary = np.ascontiguousarray((best - flat).T)
+        self.kernels: list[LatticeFilter | ExactScaledFilter] = []
         self.weights: list[float] = []
 
     def add_kernel(
@@ -200,10 +202,18 @@ class DenseCRF:
         attractive = all(weight >= 0 for weight in self.weights)
         energy = np.empty_like(q)  # two buffers take turns: fresh pages cost more than a copy
         for _ in range(iterations):
-            np.copyto(energy, self.neg_unary)
-            self.add_pairwise(q, energy)
-            # Non-negative weights make the pairwise part >= 0, so each pixel's maximum is >= 0.
-            q, energy = softmax_labels(energy, bounded=attractive and energy.max() <= 80.0), q
+            spread = [kernel.spread(q) for kernel in self.kernels]
+            # Finish one block of pixels at a time (unary, each kernel's slice, softmax) while
+            # it is in the cache.
+            for start in range(0, len(q), ROW_BLOCK):
+                rows = slice(start, start + ROW_BLOCK)
+                block = energy[rows]
+                np.copyto(block, self.neg_unary[rows])
+                for kernel, values in zip(self.kernels, spread, strict=True):
+                    kernel.gather(values, energy, rows)
+                # Non-negative weights make the pairwise part >= 0: each pixel's maximum >= 0.
+                softmax_labels(block, bounded=attractive and block.max() <= 80.0)
+            q, energy = energy, q
             yield q
 
     def iterate(self, iterations: int) -> Iterator[np.ndarray]:

@@ -13,8 +13,6 @@ drop-in filter for ``DenseCRF`` on small images.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 
 
@@ -74,12 +72,27 @@ class ExactGaussianFilter:
 
     def scaled_filter(
         self, before: np.ndarray | None = None, after: np.ndarray | None = None
-    ) -> Callable[[np.ndarray, np.ndarray], None]:
-        """A function ``(values, out)`` that adds ``after * K(before * values)`` to ``out``."""
-        before_ = 1.0 if before is None else before[:, None]
-        after_ = 1.0 if after is None else after[:, None]
+    ) -> ExactScaledFilter:
+        """``after * K(before * values)`` for values (N, C), with the lattice filter's interface."""
+        return ExactScaledFilter(self, before, after)
 
-        def accumulate(values: np.ndarray, out: np.ndarray) -> None:
-            out += after_ * self.filter(before_ * values)
 
-        return accumulate
+class ExactScaledFilter:
+    """``spread`` computes ``after * K(before * values)`` for all points; ``gather`` adds the
+    rows asked for to an output (the interface of ``fast_filter.LatticeFilter``)."""
+
+    def __init__(
+        self, gaussian: ExactGaussianFilter, before: np.ndarray | None, after: np.ndarray | None
+    ) -> None:
+        self.gaussian = gaussian
+        self.before = 1.0 if before is None else before[:, None]
+        self.after = 1.0 if after is None else after[:, None]
+
+    def spread(self, values: np.ndarray) -> np.ndarray:
+        return (self.after * self.gaussian.filter(self.before * values)).astype(np.float32)
+
+    def gather(self, filtered: np.ndarray, out: np.ndarray, rows: slice) -> None:
+        out[rows] += filtered[rows]
+
+    def __call__(self, values: np.ndarray, out: np.ndarray) -> None:
+        out += self.spread(values)

@@ -23,13 +23,12 @@ pydensecrf wraps, so the two agree to float32 noise.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
 
-# The C++ loops behind scipy's sparse-times-dense product; see accumulate_product.
-from scipy.sparse import _sparsetools
+from deeplab_ref.crf.fast_filter import LatticeFilter
 
 
 def elevate(features: np.ndarray) -> np.ndarray:
@@ -100,7 +99,8 @@ def _unique_inverse(keys: np.ndarray, key_bits: int) -> tuple[np.ndarray, np.nda
     if key_bits + index_bits > 63:
         unique_keys, inverse = np.unique(keys, return_inverse=True)
         return unique_keys, inverse.astype(np.int32)
-    pairs = np.sort((keys << index_bits) | np.arange(n))
+    # Stable sort (timsort) profits from the runs that neighbouring pixels leave in the keys.
+    pairs = np.sort((keys << index_bits) | np.arange(n), kind="stable")
     sorted_keys = pairs >> index_bits
     first = np.empty(n, bool)
     first[0] = True
@@ -110,42 +110,58 @@ def _unique_inverse(keys: np.ndarray, key_bits: int) -> tuple[np.ndarray, np.nda
     return sorted_keys[first], inverse
 
 
+class _KeyLayout(NamedTuple):
+    """How lattice points are packed into int64 keys: the remainder r in the lowest bits, then
+    the quotients of d of the d + 1 coordinates (the last follows from sum = 0)."""
+
+    coordinates: np.ndarray  # (d,) the coordinates stored, least significant first
+    shifts: np.ndarray  # (d,) bit offset of each one's quotient
+    widths: np.ndarray  # (d,) bits of each
+    low: np.ndarray  # (d,) quotient offset, so each field is >= 0
+    remainder_bits: int
+
+
 def _lattice_points(
     rem0: np.ndarray, rank: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, _KeyLayout]:
     """Number the lattice points that the simplices touch.
 
     Corner r of a point's simplex is ``rem0 + canonical_r[rank]``, and every coordinate of a
-    remainder-r lattice point is r (mod d + 1), so it is stored as its quotients ``q`` (first d
-    coordinates; the last follows from sum = 0) and r, packed into one int64 with a margin of one
-    step so that a neighbour packs without aliasing. A sort plays the C++ hash table.
+    remainder-r lattice point is r (mod d + 1), so it is stored as its quotient, with a margin of
+    one step so that a neighbour packs without aliasing. A sort plays the C++ hash table. The
+    numbering changes no result, only speed: the coordinate that changes least often from one
+    point to the next is the most significant, so neighbouring pixels get nearby lattice indices.
 
-    Returns the sorted packed keys (M,), the vertex index of each point's corners (N, d + 1), and
-    the packing's field shifts and quotient offsets (d,).
+    Returns the sorted packed keys (M,), the vertex index of each point's corners (N, d + 1) and
+    the key layout.
     """
     d1, n = rem0.shape
     d = d1 - 1
-    quotient = rem0[:d].astype(np.int64) // d1
+    all_quotients = rem0.astype(np.int64) // d1
+    changes = np.count_nonzero(all_quotients[:, 1:] != all_quotients[:, :-1], axis=1)
+    coordinates = np.argsort(changes, kind="stable")[:-1][::-1]
+    quotient = all_quotients[coordinates]
     low = quotient.min(axis=1) - 2
-    span_bits = np.ceil(np.log2(quotient.max(axis=1) + 2 - low)).astype(np.int64)
+    widths = np.ceil(np.log2(quotient.max(axis=1) + 2 - low)).astype(np.int64)
     remainder_bits = int(np.ceil(np.log2(d1)))
-    shifts = remainder_bits + np.concatenate([[0], np.cumsum(span_bits)[:-1]])
-    key_bits = remainder_bits + int(span_bits.sum())
+    shifts = remainder_bits + np.concatenate([[0], np.cumsum(widths)[:-1]])
+    key_bits = remainder_bits + int(widths.sum())
     if key_bits > 62:
         raise ValueError("features span too wide a range for a 64-bit lattice key; rescale them")
     base = np.zeros(n, np.int64)
-    for i in range(d):
-        base += (quotient[i] - low[i]) << shifts[i]
+    for field in range(d):
+        base += (quotient[field] - low[field]) << shifts[field]
     keys = np.empty((n, d1), np.int64)
     keys[:, 0] = base
     for r in range(1, d1):
         # canonical_r[rank] is r, or r - (d + 1) (one quotient step down) where rank > d - r
         step_down = np.zeros(n, np.int64)
-        for i in range(d):
-            step_down += (rank[i] > d - r).astype(np.int64) << shifts[i]
+        for field, coordinate in enumerate(coordinates):
+            step_down += (rank[coordinate] > d - r).astype(np.int64) << shifts[field]
         keys[:, r] = base + r - step_down
     unique_keys, vertex = _unique_inverse(keys.ravel(), key_bits)
-    return unique_keys, vertex.reshape(n, d1), shifts, low
+    layout = _KeyLayout(coordinates, shifts, widths, low, remainder_bits)
+    return unique_keys, vertex.reshape(n, d1), layout
 
 
 def _find(sorted_keys: np.ndarray, queries: np.ndarray) -> np.ndarray:
@@ -154,26 +170,28 @@ def _find(sorted_keys: np.ndarray, queries: np.ndarray) -> np.ndarray:
     return np.where(sorted_keys[found] == queries, found, -1).astype(np.int32)
 
 
-def _blur_matrices(unique_keys: np.ndarray, shifts: np.ndarray) -> list[sp.csr_matrix]:
+def _blur_matrices(unique_keys: np.ndarray, layout: _KeyLayout) -> list[sp.csr_matrix]:
     """One (M, M) matrix per lattice direction j = 0 .. d: ``B_j V = V + (V[n1] + V[n2]) / 2``.
 
-    Along direction j the neighbours of a key are ``n1 = key - 1 + (d + 1) e_j`` and
-    ``n2 = key + 1 - (d + 1) e_j`` (for j = d, ``e_j`` is the implicit last coordinate), so n2 is
-    the inverse of n1. Each row holds n1, n2 and itself in that order, which repeats the C++
-    code's float32 sums exactly; a missing neighbour is left out (it counts as zero).
+    Along direction j the neighbours of a lattice point x are ``n1 = x - (1, ..., 1) + (d + 1) e_j``
+    and ``n2 = x + (1, ..., 1) - (d + 1) e_j``, so n2 is the inverse of n1. Each row holds n1, n2
+    and itself in that order, which repeats the C++ code's float32 sums exactly; a missing
+    neighbour is left out (it counts as zero).
     """
     m = len(unique_keys)
-    d = len(shifts)
-    remainder = unique_keys & ((1 << int(shifts[0])) - 1)
-    # remainder r -> r - 1, or 0 -> d one quotient step down; each group's queries stay sorted
+    d = len(layout.coordinates)
+    remainder = unique_keys & ((1 << layout.remainder_bits) - 1)
+    # n1 has remainder r - 1 and quotient q + e_j, or, from r = 0, remainder d and quotient
+    # q - 1 + e_j. In each group the queries stay sorted, which searchsorted is fast on.
     groups = [np.flatnonzero(remainder == 0), np.flatnonzero(remainder != 0)]
-    all_quotients = sum(1 << int(s) for s in shifts)
+    all_fields = sum(1 << int(s) for s in layout.shifts)
+    field_shift = {int(c): int(s) for c, s in zip(layout.coordinates, layout.shifts, strict=True)}
     rows = np.arange(m, dtype=np.int32)
     matrices = []
     for j in range(d + 1):
-        own = 1 << int(shifts[j]) if j < d else 0
+        own = 1 << field_shift[j] if j in field_shift else 0
         n1 = np.empty(m, np.int32)
-        for group, step in zip(groups, (d - all_quotients + own, own - 1), strict=True):
+        for group, step in zip(groups, (d - all_fields + own, own - 1), strict=True):
             n1[group] = _find(unique_keys, unique_keys[group] + step)
         has_n1 = n1 >= 0
         n2 = np.full(m, -1, np.int32)
@@ -220,25 +238,26 @@ class PermutohedralLattice:
                 "deviations): use larger standard deviations"
             )
         rem0, rank, barycentric = _enclosing_simplex(elevated)
-        unique_keys, vertex, shifts, low = _lattice_points(rem0, rank)
-        self._packing = (unique_keys, shifts, low)
+        unique_keys, vertex, layout = _lattice_points(rem0, rank)
+        self._packing = (unique_keys, layout)
         self.n_points, self.dim, self.n_vertices = n, d, len(unique_keys)
         self.barycentric = np.ascontiguousarray(barycentric.T)
         self.vertex = vertex
         self.alpha = np.float32(1.0 / (1.0 + 2.0**-d))
-        self.blur_matrices = _blur_matrices(unique_keys, shifts)
+        self.blur_matrices = _blur_matrices(unique_keys, layout)
 
     def lattice_points(self) -> np.ndarray:
         """Integer coordinates (M, d + 1) of the lattice points, in the plane sum(x) = 0."""
-        unique_keys, shifts, low = self._packing
+        unique_keys, layout = self._packing
         d1 = self.dim + 1
-        points = np.empty((len(unique_keys), d1), np.int64)
-        remainder = unique_keys & ((1 << int(shifts[0])) - 1)
-        field_ends = [*shifts[1:], 63]
-        for i, (shift, end) in enumerate(zip(shifts, field_ends, strict=True)):
-            quotient = ((unique_keys >> shift) & ((1 << int(end - shift)) - 1)) + low[i]
-            points[:, i] = d1 * quotient + remainder
-        points[:, -1] = -points[:, :-1].sum(axis=1)
+        points = np.zeros((len(unique_keys), d1), np.int64)
+        remainder = unique_keys & ((1 << layout.remainder_bits) - 1)
+        for field, coordinate in enumerate(layout.coordinates):
+            mask = (1 << int(layout.widths[field])) - 1
+            quotient = ((unique_keys >> layout.shifts[field]) & mask) + layout.low[field]
+            points[:, coordinate] = d1 * quotient + remainder
+        (implied,) = set(range(d1)) - set(layout.coordinates.tolist())
+        points[:, implied] = -points.sum(axis=1)
         return points
 
     def slice_matrix(self, row_scale: np.ndarray | None = None) -> sp.csr_matrix:
@@ -253,34 +272,9 @@ class PermutohedralLattice:
 
     def scaled_filter(
         self, before: np.ndarray | None = None, after: np.ndarray | None = None
-    ) -> Callable[[np.ndarray, np.ndarray], None]:
-        """A function ``(values, out)`` that adds ``after * K(before * values)`` to ``out``.
-
-        values and out are (N, C) float32, C-contiguous; the scales (N,) are folded into the
-        splat and slice matrices once, and the lattice buffers are reused from call to call.
-        """
-        splat = self.slice_matrix(before).T
-        slice_scale = np.full(self.n_points, self.alpha, np.float32)
-        if after is not None:
-            slice_scale *= after
-        slicer = self.slice_matrix(slice_scale)
-        buffers: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-
-        def accumulate(values: np.ndarray, out: np.ndarray) -> None:
-            n_channels = values.shape[1]
-            if n_channels not in buffers:
-                shape = (self.n_vertices, n_channels)
-                buffers[n_channels] = (np.empty(shape, np.float32), np.empty(shape, np.float32))
-            lattice_values, blurred = buffers[n_channels]
-            lattice_values.fill(0.0)
-            accumulate_product(splat, values, lattice_values)
-            for matrix in self.blur_matrices:
-                blurred.fill(0.0)
-                accumulate_product(matrix, lattice_values, blurred)
-                lattice_values, blurred = blurred, lattice_values
-            accumulate_product(slicer, lattice_values, out)
-
-        return accumulate
+    ) -> LatticeFilter:
+        """``after * K(before * values)`` for values (N, C), fast; see ``fast_filter.py``."""
+        return LatticeFilter(self, before, after)
 
     def splat(self, values: np.ndarray) -> np.ndarray:
         """Lattice values (M, ...): each point's values (N, ...) spread over its corners."""
@@ -302,18 +296,3 @@ class PermutohedralLattice:
         ``scaled_filter`` computes the same with reused buffers, for mean field's inner loop.
         """
         return self.slice(self.blur(self.splat(values)))
-
-
-def accumulate_product(
-    matrix: sp.csr_matrix | sp.csc_matrix, x: np.ndarray, out: np.ndarray
-) -> None:
-    """``out += matrix @ x`` in place, for float32 C-contiguous x (K, C) and out (R, C).
-
-    This calls the loop behind scipy's ``matrix @ x`` directly: ``@`` would allocate and zero a
-    new output on every call, which costs a third of the lattice's filtering time.
-    """
-    if not (x.flags.c_contiguous and out.flags.c_contiguous and x.dtype == out.dtype == np.float32):
-        raise ValueError("x and out must be C-contiguous float32 arrays")
-    routine = _sparsetools.csr_matvecs if matrix.format == "csr" else _sparsetools.csc_matvecs
-    n_rows, n_columns = matrix.shape
-    routine(n_rows, n_columns, x.shape[1], matrix.indptr, matrix.indices, matrix.data, x, out)
