@@ -117,10 +117,14 @@ def test_lattice_filter_of_a_constant_grows_with_density():
     assert sparse.max() < 1.5 and dense.min() > 10
 
 
-@pytest.mark.parametrize("key_bits", [20, 62])  # pairs sorted together, or np.unique
+@pytest.mark.parametrize("key_bits", [12, 30, 62])  # a table, pairs sorted, np.unique
 def test_unique_inverse_is_numpy_unique(key_bits):
     keys = np.random.default_rng(key_bits).integers(0, 2**key_bits, size=300).repeat(3)
-    unique_keys, inverse = _unique_inverse(keys, key_bits)
+    unique_keys, inverse, table = _unique_inverse(keys, key_bits)
+    assert (table is not None) == (key_bits == 12)
+    if table is not None:
+        np.testing.assert_array_equal(table[unique_keys], np.arange(len(unique_keys)))
+        assert np.sum(table >= 0) == len(unique_keys)
     expected_keys, expected_inverse = np.unique(keys, return_inverse=True)
     np.testing.assert_array_equal(unique_keys, expected_keys)
     np.testing.assert_array_equal(inverse, expected_inverse)

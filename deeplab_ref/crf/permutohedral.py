@@ -88,17 +88,27 @@ def _enclosing_simplex(elevated: np.ndarray) -> tuple[np.ndarray, np.ndarray, np
     return rem0, rank, barycentric
 
 
-def _unique_inverse(keys: np.ndarray, key_bits: int) -> tuple[np.ndarray, np.ndarray]:
-    """``np.unique(keys, return_inverse=True)`` for non-negative int64 keys below 2**key_bits.
+def _unique_inverse(
+    keys: np.ndarray, key_bits: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """``np.unique(keys, return_inverse=True)`` for non-negative int64 keys below 2**key_bits,
+    plus a table from key to unique index (-1 where absent) when the keys are few bits.
 
-    When the key and its position fit in 63 bits together, one plain sort of the pairs replaces
-    unique's argsort, which is two to three times slower.
+    Few bits (position-only lattices): a table over all possible keys, no sort. Otherwise, when
+    the key and its position fit in 63 bits together, one sort of the pairs replaces unique's
+    argsort, which is two to three times slower.
     """
     n = keys.size
+    if 1 << key_bits <= max(4 * n, 1 << 20):
+        present = np.zeros(1 << key_bits, bool)
+        present[keys] = True
+        table = np.cumsum(present, dtype=np.int32) - 1
+        table[~present] = -1
+        return np.flatnonzero(present), table[keys], table
     index_bits = max(n - 1, 1).bit_length()
     if key_bits + index_bits > 63:
         unique_keys, inverse = np.unique(keys, return_inverse=True)
-        return unique_keys, inverse.astype(np.int32)
+        return unique_keys, inverse.astype(np.int32), None
     # Stable sort (timsort) profits from the runs that neighbouring pixels leave in the keys.
     pairs = np.sort((keys << index_bits) | np.arange(n), kind="stable")
     sorted_keys = pairs >> index_bits
@@ -107,7 +117,7 @@ def _unique_inverse(keys: np.ndarray, key_bits: int) -> tuple[np.ndarray, np.nda
     np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=first[1:])
     inverse = np.empty(n, np.int32)
     inverse[pairs & ((1 << index_bits) - 1)] = np.cumsum(first, dtype=np.int32) - 1
-    return sorted_keys[first], inverse
+    return sorted_keys[first], inverse, None
 
 
 class _KeyLayout(NamedTuple):
@@ -119,6 +129,7 @@ class _KeyLayout(NamedTuple):
     widths: np.ndarray  # (d,) bits of each
     low: np.ndarray  # (d,) quotient offset, so each field is >= 0
     remainder_bits: int
+    table: np.ndarray | None  # key -> lattice index (-1 if absent), for few-bit keys
 
 
 def _lattice_points(
@@ -159,15 +170,17 @@ def _lattice_points(
         for field, coordinate in enumerate(coordinates):
             step_down += (rank[coordinate] > d - r).astype(np.int64) << shifts[field]
         keys[:, r] = base + r - step_down
-    unique_keys, vertex = _unique_inverse(keys.ravel(), key_bits)
-    layout = _KeyLayout(coordinates, shifts, widths, low, remainder_bits)
+    unique_keys, vertex, table = _unique_inverse(keys.ravel(), key_bits)
+    layout = _KeyLayout(coordinates, shifts, widths, low, remainder_bits, table)
     return unique_keys, vertex.reshape(n, d1), layout
 
 
-def _find(sorted_keys: np.ndarray, queries: np.ndarray) -> np.ndarray:
+def _find(sorted_keys: np.ndarray, queries: np.ndarray, table: np.ndarray | None) -> np.ndarray:
     """Index of each query in sorted_keys, or -1 where absent."""
-    found = np.minimum(np.searchsorted(sorted_keys, queries), len(sorted_keys) - 1)
-    return np.where(sorted_keys[found] == queries, found, -1).astype(np.int32)
+    if table is not None:
+        return table[queries]
+    found = np.searchsorted(sorted_keys, queries)
+    return np.where(sorted_keys.take(found, mode="clip") == queries, found, -1)
 
 
 def _blur_matrices(unique_keys: np.ndarray, layout: _KeyLayout) -> list[sp.csr_matrix]:
@@ -184,6 +197,7 @@ def _blur_matrices(unique_keys: np.ndarray, layout: _KeyLayout) -> list[sp.csr_m
     # n1 has remainder r - 1 and quotient q + e_j, or, from r = 0, remainder d and quotient
     # q - 1 + e_j. In each group the queries stay sorted, which searchsorted is fast on.
     groups = [np.flatnonzero(remainder == 0), np.flatnonzero(remainder != 0)]
+    group_keys = [unique_keys[group] for group in groups]
     all_fields = sum(1 << int(s) for s in layout.shifts)
     field_shift = {int(c): int(s) for c, s in zip(layout.coordinates, layout.shifts, strict=True)}
     rows = np.arange(m, dtype=np.int32)
@@ -191,8 +205,9 @@ def _blur_matrices(unique_keys: np.ndarray, layout: _KeyLayout) -> list[sp.csr_m
     for j in range(d + 1):
         own = 1 << field_shift[j] if j in field_shift else 0
         n1 = np.empty(m, np.int32)
-        for group, step in zip(groups, (d - all_fields + own, own - 1), strict=True):
-            n1[group] = _find(unique_keys, unique_keys[group] + step)
+        steps = (d - all_fields + own, own - 1)
+        for group, keys, step in zip(groups, group_keys, steps, strict=True):
+            n1[group] = _find(unique_keys, keys + step, layout.table)
         has_n1 = n1 >= 0
         n2 = np.full(m, -1, np.int32)
         n2[n1[has_n1]] = rows[has_n1]
