@@ -14,14 +14,15 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $@
 
+# The main job: train the CPU preset on the synthetic scenes, score it with and without the
+# CRF, write results/demo/results.md and figures/demo_*.png.
 demo: $(VENV)/.installed
-	$(PY) -m deeplab_ref.figures
-	$(PY) -m jupyter nbconvert --to notebook --execute --output-dir results/notebooks notebooks/*.ipynb
-	@echo "figures in figures/, executed notebooks in results/notebooks/"
+	$(PY) -m deeplab_ref demo
 
-# pytest exits 5 when it collects nothing: say so, and fail.
+# Two pytest workers, one thread each: several threads per worker oversubscribe the cores and
+# make small convolutions many times slower. pytest exits 5 when it collects nothing: say so, fail.
 test: $(VENV)/.installed
-	$(PY) -m pytest -n 2 --dist loadscope; rc=$$?; \
+	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadscope; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "ERROR: pytest collected no tests" >&2; fi; exit $$rc
 
 figures: $(VENV)/.installed

@@ -24,13 +24,13 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from scipy import ndimage
 from torch import nn
 from torch.utils.data import Dataset
 
 from deeplab_ref.crf import dense_crf
 from deeplab_ref.data.transforms import IGNORE_INDEX
+from deeplab_ref.models import upsample_scores
 
 
 def _as_label_array(array: Any, name: str) -> np.ndarray:
@@ -193,13 +193,6 @@ class TrimapMeter:
     @property
     def mean_iou(self) -> np.ndarray:
         return np.array([m.mean_iou for m in self.matrices])
-
-
-def upsample_scores(scores: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Scores (N, C, h, w) to (N, C, H, W) bilinearly, as the paper does at test time."""
-    if scores.ndim != 4:
-        raise ValueError(f"scores must be (N, C, h, w), got shape {tuple(scores.shape)}")
-    return F.interpolate(scores, size=size, mode="bilinear", align_corners=False)
 
 
 @torch.no_grad()

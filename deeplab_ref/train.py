@@ -124,11 +124,7 @@ def save_checkpoint(path: Path, model: DeepLabV2, optimizer, iteration: int, con
     os.replace(temporary, path)
 
 
-def load_checkpoint(path: str | Path, model: DeepLabV2, optimizer=None) -> dict:
-    """Load weights (and the optimiser's state) from a checkpoint written by ``train``.
-
-    Raises FileNotFoundError for a missing file and ValueError naming the file for one that is
-    not a checkpoint or belongs to another model."""
+def _read_checkpoint(path: str | Path) -> tuple[Path, dict]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
@@ -136,8 +132,17 @@ def load_checkpoint(path: str | Path, model: DeepLabV2, optimizer=None) -> dict:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # pickle, zip and EOF errors all mean "not a checkpoint"
         raise ValueError(f"{path} is not a readable deeplab_ref checkpoint: {error}") from error
-    if not isinstance(state, dict) or "model" not in state:
-        raise ValueError(f"{path} is not a deeplab_ref checkpoint (no 'model' entry)")
+    if not isinstance(state, dict) or "model" not in state or "config" not in state:
+        raise ValueError(f"{path} is not a deeplab_ref training checkpoint")
+    return path, state
+
+
+def load_checkpoint(path: str | Path, model: DeepLabV2, optimizer=None) -> dict:
+    """Load weights (and the optimiser's state) from a checkpoint written by ``train``.
+
+    Raises FileNotFoundError for a missing file and ValueError naming the file for one that is
+    not a checkpoint or belongs to another model."""
+    path, state = _read_checkpoint(path)
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as error:
@@ -254,3 +259,13 @@ def read_log(out_dir: str | Path) -> list[dict]:
     """The JSON-lines training log of ``out_dir`` as a list of records."""
     with open(Path(out_dir) / LOG_NAME) as log:
         return [json.loads(line) for line in log if line.strip()]
+
+
+def load_trained_model(path: str | Path) -> tuple[DeepLabV2, TrainConfig]:
+    """The model a ``train`` checkpoint holds, rebuilt from the settings saved with it, in
+    evaluation mode (no ImageNet file needed: the checkpoint has every weight)."""
+    path, state = _read_checkpoint(path)
+    config = TrainConfig.from_dict({**state["config"], "imagenet_weights": None})
+    model = build_model(config)
+    load_checkpoint(path, model)
+    return model.eval(), config

@@ -1,0 +1,138 @@
+"""The command line: ``python -m deeplab_ref {train,evaluate,predict,demo} --help``.
+
+Each command is a thin layer over the library: ``train`` over ``deeplab_ref.train.train``,
+``evaluate`` over ``deeplab_ref.evaluate``, ``predict`` over a model and the CRF, ``demo`` over
+``deeplab_ref.demo``. Errors name the argument or the file at fault and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from deeplab_ref.presets import PRESETS, get_preset
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m deeplab_ref",
+        description="DeepLab-v2 (Chen et al., TPAMI 2018): train, evaluate, predict, demo.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train a preset; checkpoints and a JSON-lines log")
+    train.add_argument("--preset", choices=list(PRESETS), default="cpu-synthetic")
+    train.add_argument("--out", type=Path, required=True, help="run folder (checkpoint, log)")
+    train.add_argument("--data-root", help="VOCdevkit/VOC2012 folder (VOC presets)")
+    train.add_argument("--resume", action="store_true", help="continue from --out's checkpoint")
+    train.add_argument("--max-iter", type=_positive_int, help="override the preset's iterations")
+    train.add_argument("--batch-size", type=_positive_int, help="images per SGD step")
+    train.add_argument("--accumulation", type=_positive_int, help="forward passes per step")
+    train.add_argument("--seed", type=int)
+    train.add_argument("--device", help="cpu, cuda, cuda:1 or auto")
+    train.add_argument("--workers", type=int, help="data-loading processes")
+    train.add_argument("--imagenet-weights", help="torchvision .pth file for the backbone")
+
+    evaluate = commands.add_parser("evaluate", help="mIoU, per-class IoU and trimap of a model")
+    evaluate.add_argument("--checkpoint", type=Path, required=True)
+    evaluate.add_argument("--data-root", help="VOCdevkit/VOC2012 (default: the checkpoint's)")
+    evaluate.add_argument("--split", help="split to score (default: the preset's validation split)")
+    evaluate.add_argument("--crf", action="store_true", help="also score with the dense CRF")
+    evaluate.add_argument("--device", default="cpu")
+
+    predict = commands.add_parser("predict", help="segment an image file; PNGs out")
+    predict.add_argument("image", type=Path, help="an RGB image file (PNG, JPEG)")
+    predict.add_argument("--checkpoint", type=Path, required=True)
+    predict.add_argument("--out", type=Path, default=Path("."), help="folder for the PNGs")
+    predict.add_argument("--crf", action="store_true", help="refine with the dense CRF")
+
+    demo = commands.add_parser("demo", help="train the CPU preset on synthetic data, end to end")
+    demo.add_argument("--out", type=Path, default=Path("results/demo"), help="run folder")
+    demo.add_argument("--figures", type=Path, default=Path("figures"), help="figures folder")
+    demo.add_argument("--max-iter", type=_positive_int, help="override the preset's iterations")
+    return parser
+
+
+def run_train(args: argparse.Namespace) -> None:
+    from deeplab_ref.train import train
+
+    names = ("data_root", "max_iter", "batch_size", "accumulation", "seed", "device", "workers")
+    overrides = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    if args.imagenet_weights is not None:
+        overrides["imagenet_weights"] = args.imagenet_weights
+    train(get_preset(args.preset, **overrides), args.out, resume=args.resume)
+    print(f"checkpoint and log in {args.out}")
+
+
+def run_evaluate(args: argparse.Namespace) -> None:
+    from deeplab_ref.demo import results_table
+    from deeplab_ref.evaluate import evaluate, evaluate_crf
+    from deeplab_ref.presets import build_dataset
+    from deeplab_ref.train import load_trained_model
+
+    model, config = load_trained_model(args.checkpoint)
+    if args.data_root is not None:
+        config.data_root = args.data_root
+    if args.split is not None:
+        config.val_split = args.split
+    dataset = build_dataset(config, "val")
+    device = torch.device(args.device)
+    model.to(device)
+    widths = (1, 2, 3, 5, 8, 12, 20)
+    if args.crf:
+        results = evaluate_crf(
+            model, dataset, config.num_classes, vars(config.crf), widths, device=device
+        )
+    else:
+        results = {"network": evaluate(model, dataset, config.num_classes, widths, device)}
+    print(results_table(results, build_dataset(config, "val").class_names))
+
+
+def run_predict(args: argparse.Namespace) -> None:
+    from deeplab_ref.crf import dense_crf
+    from deeplab_ref.data.transforms import eval_transform
+    from deeplab_ref.data.voc import read_image
+    from deeplab_ref.evaluate import predict_probabilities
+    from deeplab_ref.train import load_trained_model
+    from deeplab_ref.viz.segmentation import save_segmentation
+
+    model, config = load_trained_model(args.checkpoint)
+    image = read_image(args.image)
+    tensor, _ = eval_transform(config.normalization)(image, np.zeros(image.shape[:2], np.int64))
+    probs = predict_probabilities(model, tensor[None])[0].numpy()
+    if args.crf:
+        probs = dense_crf(image, probs, **vars(config.crf))
+    args.out.mkdir(parents=True, exist_ok=True)
+    for path in save_segmentation(image, probs.argmax(0), args.out / args.image.stem):
+        print(f"wrote {path}")
+
+
+def run_demo(args: argparse.Namespace) -> None:
+    from deeplab_ref.demo import run_demo as demo
+
+    demo(args.out, args.figures, max_iter=args.max_iter)
+
+
+COMMANDS = {"train": run_train, "evaluate": run_evaluate, "predict": run_predict, "demo": run_demo}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        COMMANDS[args.command](args)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
