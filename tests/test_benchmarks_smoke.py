@@ -1,0 +1,46 @@
+"""Smoke test of ``benchmarks/train_throughput.py`` at its CPU size (``--tiny``); no timing is
+checked, only that every part runs and that its FLOP counts agree with the library's."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "train_throughput.py"
+
+
+def load_benchmark():
+    spec = importlib.util.spec_from_file_location("train_throughput", BENCHMARK)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_train_throughput_tiny(capsys):
+    threads = torch.get_num_threads()
+    rows = load_benchmark().main(["--tiny"])
+    out = capsys.readouterr().out
+    assert [row.model for row in rows] == ["DeepLab-v2 MSC", "DeepLab-v2"]
+    for row in rows:
+        assert math.isfinite(row.images_per_s) and row.images_per_s > 0
+        # Two independent counts of the forward's convolutions: torch's FlopCounterMode and the
+        # library's multiply_adds hooks (x 2 FLOPs per multiply-add).
+        assert row.forward_flops == row.twice_multiply_adds > 0
+        # Backward: input and weight gradients of every convolution, 2 x forward, less the
+        # input gradient of each stem convolution (the images need none).
+        assert row.forward_flops < row.backward_flops < 2 * row.forward_flops
+    msc, single = rows
+    assert msc.forward_flops > single.forward_flops  # scales 0.75 and 0.5 come on top
+    assert "| DeepLab-v2 MSC  | fp32" in out and "| data workers |" in out
+    assert torch.get_num_threads() == threads  # the benchmark leaves torch's settings alone
+
+
+def test_train_throughput_rejects_bad_arguments():
+    with pytest.raises(SystemExit):
+        load_benchmark().parse_args(["--batch", "0"])
