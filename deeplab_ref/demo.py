@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
+from torch.utils.data import Dataset
 
 from deeplab_ref.crf import dense_crf
 from deeplab_ref.evaluate import SplitScores, evaluate_crf, predict_probabilities
@@ -80,7 +82,9 @@ def run_demo(
     figures_dir.mkdir(parents=True, exist_ok=True)
     figures = {
         "demo_loss.png": loss_curve_figure(read_log(out_dir)),
-        "demo_predictions.png": predictions_figure(_samples(model, val, config, count=4)),
+        "demo_predictions.png": predictions_figure(
+            prediction_samples(model, val, vars(config.crf), count=4)
+        ),
         "demo_trimap.png": trimap_figure(
             TRIMAP_WIDTHS,
             {NAMES[key]: scores.trimap.pixel_accuracy for key, scores in results.items()},
@@ -96,12 +100,15 @@ def run_demo(
     return results
 
 
-def _samples(model, dataset, config, count: int) -> list[tuple[np.ndarray, ...]]:
-    """(image, truth, network prediction, CRF prediction) for the first ``count`` images."""
+def prediction_samples(
+    model: torch.nn.Module, dataset: Dataset, crf_params: dict[str, float], count: int
+) -> list[tuple[np.ndarray, ...]]:
+    """(image, truth, network prediction, CRF prediction) for the first ``count`` images of
+    ``dataset`` (which must have ``load_raw``), for ``predictions_figure``."""
     samples = []
     for index in range(count):
         raw_image, truth = dataset.load_raw(index)
         probs = predict_probabilities(model, dataset[index][0][None])[0].numpy()
-        refined = dense_crf(raw_image, probs, **vars(config.crf))
+        refined = dense_crf(raw_image, probs, **crf_params)
         samples.append((raw_image, truth, probs.argmax(0), refined.argmax(0)))
     return samples

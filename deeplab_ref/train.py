@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from deeplab_ref.data.transforms import IGNORE_INDEX, train_transform
 from deeplab_ref.models import DeepLabV2, param_groups

@@ -12,6 +12,7 @@ from deeplab_ref.models.deeplab import DeepLabV2, deeplab_v2, param_groups
 from deeplab_ref.models.frozen_bn import FrozenBatchNorm2d
 from deeplab_ref.models.msc import MSC_SCALES, multi_scale_scores, scaled_size, upsample_scores
 from deeplab_ref.models.resnet import RESNET_BLOCKS, Bottleneck, ResNet
+from deeplab_ref.models.small import SmallBackbone
 from deeplab_ref.models.vgg import VGG16
 from deeplab_ref.models.weights import (
     TORCHVISION_CHECKPOINTS,
@@ -31,6 +32,7 @@ __all__ = [
     "MSC_SCALES",
     "RESNET_BLOCKS",
     "ResNet",
+    "SmallBackbone",
     "TORCHVISION_CHECKPOINTS",
     "VGG16",
     "branch_field_of_view",

@@ -18,6 +18,7 @@ from torch import nn
 from deeplab_ref.models.aspp import ASPP, HEAD_RATES
 from deeplab_ref.models.msc import MSC_SCALES, multi_scale_scores
 from deeplab_ref.models.resnet import RESNET_BLOCKS, ResNet
+from deeplab_ref.models.small import SmallBackbone
 from deeplab_ref.models.vgg import VGG16
 
 
@@ -73,7 +74,8 @@ def deeplab_v2(
     """Build DeepLab-v2 as in the paper.
 
     Args:
-        backbone: "resnet101" (the paper), "resnet50", "vgg16", or a built module with an
+        backbone: "resnet101" (the paper), "resnet50", "vgg16", "small" (``SmallBackbone``, for
+            training from scratch on a CPU), or a built module with an
             ``out_channels`` attribute (then ``output_stride`` is the module's business).
         head: "aspp-l" (rates 6, 12, 18, 24), "aspp-s" (2, 4, 8, 12) or "largefov" (12).
         num_classes: 21 for PASCAL VOC (background included).
@@ -105,9 +107,12 @@ def deeplab_v2(
         net = ResNet(output_stride=output_stride, **options)
     elif backbone == "vgg16":
         net = VGG16(output_stride=output_stride, **backbone_options)
+    elif backbone == "small":
+        net = SmallBackbone(output_stride=output_stride, **backbone_options)
     else:
         raise ValueError(
-            f"backbone must be one of {[*RESNET_BLOCKS, 'vgg16']} or a module, got {backbone!r}"
+            f"backbone must be one of {[*RESNET_BLOCKS, 'vgg16', 'small']} or a module, "
+            f"got {backbone!r}"
         )
     if atrous_rates is None:
         if head not in HEAD_RATES:

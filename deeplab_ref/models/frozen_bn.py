@@ -44,7 +44,9 @@ class FrozenBatchNorm2d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         scale = self.weight * torch.rsqrt(self.running_var + self.eps)
         shift = self.bias - self.running_mean * scale
-        return x * scale[:, None, None] + shift[:, None, None]
+        # In x's dtype: under bf16 autocast, multiplying by the fp32 scale would turn every
+        # activation back into fp32 (twice the memory and traffic for nothing).
+        return torch.addcmul(shift.to(x.dtype)[:, None, None], x, scale.to(x.dtype)[:, None, None])
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}"
