@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from deeplab_ref.evaluate import evaluate_crf
+from deeplab_ref.crf_evaluation import evaluate_crf
 from deeplab_ref.presets import build_dataset, get_preset
 from deeplab_ref.train import train
 

@@ -76,8 +76,9 @@ def run_train(args: argparse.Namespace) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> None:
+    from deeplab_ref.crf_evaluation import evaluate_crf
     from deeplab_ref.demo import results_table
-    from deeplab_ref.evaluate import evaluate, evaluate_crf
+    from deeplab_ref.evaluate import evaluate
     from deeplab_ref.presets import build_dataset
     from deeplab_ref.train import load_trained_model
 

@@ -17,7 +17,8 @@ import torch
 from torch.utils.data import Dataset
 
 from deeplab_ref.crf import dense_crf
-from deeplab_ref.evaluate import SplitScores, evaluate_crf, predict_probabilities
+from deeplab_ref.crf_evaluation import evaluate_crf
+from deeplab_ref.evaluate import SplitScores, predict_probabilities
 from deeplab_ref.presets import build_dataset, get_preset
 from deeplab_ref.train import read_log, train
 from deeplab_ref.viz.training import loss_curve_figure, predictions_figure, trimap_figure

@@ -7,14 +7,13 @@ import pytest
 import torch
 from torch import nn
 
+from deeplab_ref.crf_evaluation import evaluate_crf, search_crf_parameters
 from deeplab_ref.evaluate import (
     ConfusionMatrix,
     TrimapMeter,
     distance_to_other_label,
     evaluate,
-    evaluate_crf,
     predict,
-    search_crf_parameters,
 )
 
 # Worked by hand. Labelled pixels (truth -> prediction): 0->0, 0->1, 1->1, 1->1, 2->0; one void.
