@@ -132,7 +132,7 @@ PRESETS: dict[str, TrainConfig] = {
     "cpu-synthetic": TrainConfig(
         backbone="small",
         backbone_options={"width": 32},
-        head="aspp-s",
+        head="aspp-l",
         msc=False,
         num_classes=5,
         dataset="synthetic",
@@ -146,7 +146,9 @@ PRESETS: dict[str, TrainConfig] = {
         log_every=50,
         workers=0,
         device="cpu",
-        crf=CRFConfig(bi_w=4, bi_xy_std=20, bi_rgb_std=10, pos_w=3, pos_xy_std=1),
+        # From search_crf_parameters on the first 100 validation scenes (the paper's protocol):
+        # bi_w in 3..6, bi_xy_std in 5..40, bi_rgb_std in 3..20; 0.77 -> 0.85 mIoU on those.
+        crf=CRFConfig(bi_w=6, bi_xy_std=40, bi_rgb_std=20, pos_w=3, pos_xy_std=1),
     ),
 }
 
