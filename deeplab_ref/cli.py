@@ -77,7 +77,7 @@ def run_train(args: argparse.Namespace) -> None:
 
 def run_evaluate(args: argparse.Namespace) -> None:
     from deeplab_ref.crf_evaluation import evaluate_crf
-    from deeplab_ref.demo import results_table
+    from deeplab_ref.demo import TRIMAP_WIDTHS, results_table
     from deeplab_ref.evaluate import evaluate
     from deeplab_ref.presets import build_dataset
     from deeplab_ref.train import load_trained_model
@@ -90,14 +90,14 @@ def run_evaluate(args: argparse.Namespace) -> None:
     dataset = build_dataset(config, "val")
     device = torch.device(args.device)
     model.to(device)
-    widths = (1, 2, 3, 5, 8, 12, 20)
     if args.crf:
         results = evaluate_crf(
-            model, dataset, config.num_classes, vars(config.crf), widths, device=device
+            model, dataset, config.num_classes, vars(config.crf), TRIMAP_WIDTHS, device=device
         )
     else:
-        results = {"network": evaluate(model, dataset, config.num_classes, widths, device)}
-    print(results_table(results, build_dataset(config, "val").class_names))
+        network = evaluate(model, dataset, config.num_classes, TRIMAP_WIDTHS, device)
+        results = {"network": network}
+    print(results_table(results, dataset.class_names))
 
 
 def run_predict(args: argparse.Namespace) -> None:

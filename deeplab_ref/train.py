@@ -22,7 +22,6 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -110,13 +109,19 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def save_checkpoint(path: Path, model: DeepLabV2, optimizer, iteration: int, config) -> None:
+def save_checkpoint(
+    path: Path,
+    model: DeepLabV2,
+    optimizer: torch.optim.Optimizer,
+    iteration: int,
+    config: TrainConfig,
+) -> None:
     """Write atomically: to a temporary file in the same folder, then rename over ``path``."""
     state = {
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "iteration": iteration,
-        "config": asdict(config),
+        "config": config.to_dict(),
         "cpu_rng": torch.get_rng_state(),
     }
     temporary = path.with_name(path.name + ".tmp")
@@ -153,7 +158,7 @@ def load_checkpoint(path: str | Path, model: DeepLabV2, optimizer=None) -> dict:
 
 
 def _check_same_model(path: Path, saved: dict, config: TrainConfig) -> None:
-    current = asdict(config)
+    current = config.to_dict()
     different = [f for f in MODEL_FIELDS if saved.get(f) != current[f]]
     if different:
         details = ", ".join(f"{f}: {saved.get(f)!r} != {current[f]!r}" for f in different)
