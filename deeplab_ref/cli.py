@@ -3,17 +3,21 @@
 Each command is a thin layer over the library: ``train`` over ``deeplab_ref.train.train``,
 ``evaluate`` over ``deeplab_ref.evaluate``, ``predict`` over a model and the CRF, ``demo`` over
 ``deeplab_ref.demo``. Errors name the argument or the file at fault and exit with status 2.
+
+``train`` and ``evaluate`` also run on several processes, one per GPU:
+``torchrun --nproc_per_node=8 -m deeplab_ref train --preset ...`` (see ``deeplab_ref.distributed``).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
+from deeplab_ref import distributed
 from deeplab_ref.presets import PRESETS, get_preset
 
 
@@ -39,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--max-iter", type=_positive_int, help="override the preset's iterations")
     train.add_argument("--batch-size", type=_positive_int, help="images per SGD step")
     train.add_argument("--accumulation", type=_positive_int, help="forward passes per step")
+    train.add_argument("--base-lr", type=float, help="learning rate at iteration 0 (poly after)")
     train.add_argument("--seed", type=int)
     train.add_argument("--device", help="cpu, cuda, cuda:1 or auto")
     train.add_argument("--workers", type=int, help="data-loading processes")
@@ -49,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data-root", help="VOCdevkit/VOC2012 (default: the checkpoint's)")
     evaluate.add_argument("--split", help="split to score (default: the preset's validation split)")
     evaluate.add_argument("--crf", action="store_true", help="also score with the dense CRF")
-    evaluate.add_argument("--device", default="cpu")
+    evaluate.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 or auto")
 
     predict = commands.add_parser("predict", help="segment an image file; PNGs out")
     predict.add_argument("image", type=Path, help="an RGB image file (PNG, JPEG)")
@@ -67,20 +72,30 @@ def build_parser() -> argparse.ArgumentParser:
 def run_train(args: argparse.Namespace) -> None:
     from deeplab_ref.train import train
 
-    names = ("data_root", "max_iter", "batch_size", "accumulation", "seed", "device", "workers")
+    names = (
+        "data_root",
+        "max_iter",
+        "batch_size",
+        "accumulation",
+        "base_lr",
+        "seed",
+        "device",
+        "workers",
+    )
     overrides = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     if args.imagenet_weights is not None:
         overrides["imagenet_weights"] = args.imagenet_weights
     train(get_preset(args.preset, **overrides), args.out, resume=args.resume)
-    print(f"checkpoint and log in {args.out}")
+    if distributed.is_main_process():
+        print(f"checkpoint and log in {args.out}")
 
 
 def run_evaluate(args: argparse.Namespace) -> None:
+    from deeplab_ref.checkpoint import load_trained_model
     from deeplab_ref.crf_evaluation import evaluate_crf
     from deeplab_ref.demo import TRIMAP_WIDTHS, results_table
     from deeplab_ref.evaluate import evaluate
     from deeplab_ref.presets import build_dataset
-    from deeplab_ref.train import load_trained_model
 
     model, config = load_trained_model(args.checkpoint)
     if args.data_root is not None:
@@ -88,7 +103,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
     if args.split is not None:
         config.val_split = args.split
     dataset = build_dataset(config, "val")
-    device = torch.device(args.device)
+    device = distributed.resolve_device(args.device)
     model.to(device)
     if args.crf:
         results = evaluate_crf(
@@ -97,15 +112,16 @@ def run_evaluate(args: argparse.Namespace) -> None:
     else:
         network = evaluate(model, dataset, config.num_classes, TRIMAP_WIDTHS, device)
         results = {"network": network}
-    print(results_table(results, dataset.class_names))
+    if distributed.is_main_process():
+        print(results_table(results, dataset.class_names))
 
 
 def run_predict(args: argparse.Namespace) -> None:
+    from deeplab_ref.checkpoint import load_trained_model
     from deeplab_ref.crf import dense_crf
     from deeplab_ref.data.transforms import eval_transform
     from deeplab_ref.data.voc import read_image
     from deeplab_ref.evaluate import predict_probabilities
-    from deeplab_ref.train import load_trained_model
     from deeplab_ref.viz.segmentation import save_segmentation
 
     model, config = load_trained_model(args.checkpoint)
@@ -126,13 +142,21 @@ def run_demo(args: argparse.Namespace) -> None:
 
 
 COMMANDS = {"train": run_train, "evaluate": run_evaluate, "predict": run_predict, "demo": run_demo}
+# Commands that spread their work over the processes torchrun starts; the others run on one.
+DISTRIBUTED_COMMANDS = ("train", "evaluate")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        COMMANDS[args.command](args)
+        if args.command not in DISTRIBUTED_COMMANDS and int(os.environ.get("WORLD_SIZE", 1)) > 1:
+            raise ValueError(
+                f"{args.command} runs on one process: start it with python -m deeplab_ref, "
+                "not torchrun"
+            )
+        with distributed.process_group():
+            COMMANDS[args.command](args)
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -3,6 +3,8 @@
 ``evaluate_crf`` scores the network's predictions and the CRF's side by side, with the network
 run once per image and the CRF spread over worker processes; ``search_crf_parameters`` is the
 paper's coarse grid search of the bilateral kernel on held-out images (w2 and sigma_gamma fixed).
+Under ``torchrun`` both spread the images over the processes too (each with its own workers) and
+return the whole split's scores on every process.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from deeplab_ref import distributed
 from deeplab_ref.crf import dense_crf
 from deeplab_ref.evaluate import SplitScores, predict_probabilities
 
@@ -43,11 +46,12 @@ def _crf_over_split(
     device: str | torch.device,
 ) -> tuple[SplitScores, list[SplitScores]]:
     """The network's scores and the CRF's for each setting. The network runs here; the CRF runs
-    over images in ``processes`` worker processes, a few images at a time to bound memory."""
+    over images in ``processes`` worker processes, a few images at a time to bound memory. Under
+    torchrun this process takes every world_size-th image, and the scores are summed."""
     widths = None if trimap_widths is None else list(trimap_widths)
     network = SplitScores(num_classes, widths)
     refined = [SplitScores(num_classes, widths) for _ in settings]
-    indices = list(range(len(dataset)) if indices is None else indices)
+    indices = distributed.shard(list(range(len(dataset)) if indices is None else indices))
     model.eval()
     with ProcessPoolExecutor(processes) if processes > 1 else nullcontext() as pool:
         for start in range(0, len(indices), 2 * processes):
@@ -61,6 +65,8 @@ def _crf_over_split(
             for image_scores in (pool.map if pool else map)(_crf_job, jobs):
                 for total, part in zip(refined, image_scores, strict=True):
                     total += part
+    for scores in (network, *refined):
+        scores.sum_over_processes()
     return network, refined
 
 

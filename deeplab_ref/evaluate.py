@@ -10,7 +10,9 @@ boundaries: those within ``width`` pixels (Euclidean) of a pixel with another la
 included. Plotted against the width, it shows that the CRF's gain sits at the boundaries.
 
 Scoring with the fully connected CRF (Sec. 3.3) and its parameter search are in
-``deeplab_ref.crf_evaluation``.
+``deeplab_ref.crf_evaluation``. Under ``torchrun`` each process scores every world_size-th image
+and the matrices are summed over the processes: integer counts, so the scores are exactly those
+of one process.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from scipy import ndimage
 from torch import nn
 from torch.utils.data import Dataset
 
+from deeplab_ref import distributed
 from deeplab_ref.data.transforms import IGNORE_INDEX
 from deeplab_ref.models import upsample_scores
 
@@ -225,6 +228,12 @@ class SplitScores:
             self.trimap += other.trimap
         return self
 
+    def sum_over_processes(self) -> SplitScores:
+        """Add up, in place, the counts of every process (no-op on one process)."""
+        trimap = [] if self.trimap is None else [m.matrix for m in self.trimap.matrices]
+        distributed.sum_over_processes([self.confusion.matrix, *trimap])
+        return self
+
 
 def evaluate(
     model: nn.Module,
@@ -234,10 +243,11 @@ def evaluate(
     device: str | torch.device = "cpu",
 ) -> SplitScores:
     """Score ``model`` (put in eval mode) over ``dataset``, whose items (image (3, H, W), label
-    (H, W)) are at the original resolution, one image at a time."""
+    (H, W)) are at the original resolution, one image at a time. Under torchrun every process
+    must call this; each scores its share and all return the whole split's scores."""
     model.eval()
     scores = SplitScores(num_classes, trimap_widths)
-    for index in range(len(dataset)):
+    for index in distributed.shard(range(len(dataset))):
         image, label = dataset[index]
         scores.update(predict(model, image[None].to(device))[0].cpu(), label)
-    return scores
+    return scores.sum_over_processes()

@@ -35,8 +35,9 @@ class CRFConfig:
 
 @dataclass
 class TrainConfig:
-    """Everything a training run depends on. ``batch_size`` is the batch of one SGD step, split
-    into ``accumulation`` forward passes of batch_size / accumulation images each."""
+    """Everything a training run depends on. ``batch_size`` is the batch of one SGD step (over
+    all processes under torchrun); each process runs its share of it in ``accumulation`` forward
+    passes of near-equal size."""
 
     # the network
     backbone: str = "resnet101"
@@ -79,9 +80,10 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if self.batch_size % self.accumulation:
+        if self.accumulation > self.batch_size:
             raise ValueError(
-                f"batch_size={self.batch_size} must be a multiple of accumulation={self.accumulation}"
+                f"accumulation={self.accumulation} forward passes need at least as many images, "
+                f"got batch_size={self.batch_size}"
             )
         if not self.base_lr > 0:
             raise ValueError(f"base_lr must be positive, got {self.base_lr!r}")

@@ -9,6 +9,7 @@ from PIL import Image
 
 from deeplab_ref.cli import main
 from deeplab_ref.data.voc import read_label
+from deeplab_ref.train import read_log
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -49,6 +50,13 @@ def test_train_evaluate_predict(checkpoint, tmp_path, capsys):
 def test_resume_through_the_command_line(checkpoint, capsys):
     run = str(checkpoint.parent)
     assert main(["train", "--out", run, "--max-iter", "3", "--batch-size", "2", "--resume"]) == 0
+
+
+def test_train_options_reach_the_run(tmp_path):
+    run = tmp_path / "run"
+    args = ["--max-iter", "1", "--batch-size", "2", "--accumulation", "2", "--base-lr", "0.005"]
+    assert main(["train", "--out", str(run), *args]) == 0
+    assert [(r["iteration"], r["lr"]) for r in read_log(run)] == [(1, 0.005)]
 
 
 def test_errors_name_the_file(checkpoint, tmp_path, capsys):
