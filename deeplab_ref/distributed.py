@@ -102,7 +102,7 @@ def batch_share(
     if batch_size // processes < accumulation:
         raise ValueError(
             f"batch_size={batch_size} cannot be split over {processes} processes with "
-            f"accumulation={accumulation}: each process needs at least {accumulation} images "
+            f"accumulation={accumulation}: each process needs at least {accumulation} image(s) "
             f"per step (batch_size >= {processes * accumulation})"
         )
     return process * batch_size // processes, (process + 1) * batch_size // processes
