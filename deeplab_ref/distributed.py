@@ -113,12 +113,18 @@ def shard(indices: Sequence[int]) -> Sequence[int]:
     return indices[rank() :: world_size()]
 
 
+def sum_tensor_over_processes(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor``, replaced in place by its sum over all processes (an all-reduce)."""
+    if world_size() > 1:
+        dist.all_reduce(tensor)
+    return tensor
+
+
 def sum_over_processes(arrays: Sequence[np.ndarray]) -> None:
     """Replace each array, in place, by its sum over all processes (an all-reduce)."""
     if world_size() == 1 or not arrays:
-        return
-    stacked = torch.from_numpy(np.stack(arrays))
-    dist.all_reduce(stacked)
+        return  # nothing to add: spare the copies
+    stacked = sum_tensor_over_processes(torch.from_numpy(np.stack(arrays)))
     for array, total in zip(arrays, stacked.numpy(), strict=True):
         array[...] = total
 

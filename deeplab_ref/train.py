@@ -233,9 +233,7 @@ def train(
                         loss = deeplab_loss(outputs, labels, valid_pixels)
                     (loss * processes).backward()
                 loss_value += loss.detach()
-            if processes > 1:
-                torch.distributed.all_reduce(loss_value)
-            loss_value = loss_value.item()
+            loss_value = distributed.sum_tensor_over_processes(loss_value).item()
             if not math.isfinite(loss_value):
                 raise FloatingPointError(f"the loss became {loss_value} at iteration {iteration}")
             optimizer.step()
@@ -263,9 +261,7 @@ def _batch_valid_pixels(
     outputs = outputs if isinstance(outputs, list) else [outputs]
     sizes = [tuple(scores.shape[-2:]) for scores in outputs]
     counts = sum(valid_pixel_counts(labels, sizes) for _, labels in pieces)
-    if distributed.world_size() > 1:
-        torch.distributed.all_reduce(counts)
-    return counts
+    return distributed.sum_tensor_over_processes(counts)
 
 
 def _move_optimizer_state(optimizer: torch.optim.Optimizer, device: torch.device) -> None:
