@@ -29,6 +29,7 @@ from deeplab_ref.data.voc import (
     VOC_CLASSES,
     check_label_values,
     read_id_list,
+    read_split,
     resolve_voc_root,
     write_label,
 )
@@ -77,13 +78,9 @@ def build_train_aug(sbd_root: str | Path, voc_root: str | Path) -> list[str]:
     """Write ``SegmentationClassAug/<id>.png`` for every train_aug image and the train_aug list;
     returns the ids (10,582 for the full datasets)."""
     sbd_root, voc_root = resolve_sbd_root(sbd_root), resolve_voc_root(voc_root)
-    voc_lists = {split: voc_root / SPLIT_LISTS[split] for split in ("train", "val")}
-    for split, path in voc_lists.items():
-        if not path.is_file():
-            raise FileNotFoundError(f"split list {path} not found (VOC 2012's list of {split})")
-    voc_val = set(read_id_list(voc_lists["val"]))
+    voc_train, voc_val = (set(read_split(voc_root, split)) for split in ("train", "val"))
     sbd_ids = read_id_list(sbd_root / "train.txt") + read_id_list(sbd_root / "val.txt")
-    ids = sorted((set(read_id_list(voc_lists["train"])) | set(sbd_ids)) - voc_val)
+    ids = sorted((voc_train | set(sbd_ids)) - voc_val)
 
     missing = [i for i in ids if not (voc_root / "JPEGImages" / f"{i}.jpg").is_file()]
     if missing:

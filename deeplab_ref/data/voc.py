@@ -60,6 +60,14 @@ def read_id_list(path: Path) -> list[str]:
     return ids
 
 
+def read_split(root: Path, split: str) -> list[str]:
+    """The ids of VOC split ``split`` (a key of ``SPLIT_LISTS``) under the VOC2012 folder."""
+    path = root / SPLIT_LISTS[split]
+    if not path.is_file():
+        raise FileNotFoundError(f"split list {path} not found (VOC 2012's list of {split})")
+    return read_id_list(path)
+
+
 def read_image(path: Path) -> np.ndarray:
     """An image file as uint8 (H, W, 3) RGB."""
     try:
@@ -156,11 +164,7 @@ class VOCSegmentation(Dataset):
                 f"train_aug needs {list_path} and {label_dir}/, built from SBD's labels: run "
                 f"{BUILD_COMMAND}"
             )
-        if not list_path.is_file():
-            raise FileNotFoundError(
-                f"split list {list_path} not found (VOC 2012's list of {split})"
-            )
-        self.ids = read_id_list(list_path)
+        self.ids = read_split(self.root, split)
         self.image_paths = [self.root / "JPEGImages" / f"{i}.jpg" for i in self.ids]
         self.label_paths = [label_dir / f"{i}.png" for i in self.ids]
         missing = [p for p in self.image_paths + self.label_paths if not p.is_file()]
