@@ -212,3 +212,10 @@ def test_builder_reports_missing_images(tree):
     (voc / "JPEGImages" / "f.jpg").unlink()
     with pytest.raises(FileNotFoundError, match="f.jpg"):
         build_train_aug(sbd, voc)
+
+
+def test_builder_needs_voc_train_and_val_lists(tree):
+    voc, sbd = tree
+    (voc / "ImageSets/Segmentation/val.txt").unlink()
+    with pytest.raises(FileNotFoundError, match=r"split list .*val\.txt not found"):
+        build_train_aug(sbd, voc)
