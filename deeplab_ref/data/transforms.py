@@ -62,13 +62,14 @@ class Normalize:
         if style not in NORMALIZATIONS:
             raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {style!r}")
         self.style = style
+        mean = IMAGENET_MEAN if style == "imagenet" else CAFFE_BGR_MEAN
+        self.mean = torch.tensor(mean).view(3, 1, 1)
+        self.std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
 
     def __call__(self, image: torch.Tensor, label: torch.Tensor) -> TensorPair:
         if self.style == "imagenet":
-            mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-            std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
-            return (image / 255 - mean) / std, label
-        return image.flip(0) - torch.tensor(CAFFE_BGR_MEAN).view(3, 1, 1), label
+            return (image / 255 - self.mean) / self.std, label
+        return image.flip(0) - self.mean, label
 
 
 class RandomScale:
