@@ -26,22 +26,16 @@ from deeplab_ref.evaluate import evaluate
 from deeplab_ref.presets import build_model, get_preset
 from deeplab_ref.train import LOG_NAME, forward_passes, read_log, train
 
-FROZEN_TINY = {
-    "backbone": "resnet101",
-    "backbone_options": {"blocks": (1, 1, 1, 1), "width": 8},
-    "crop_size": 33,
-    "batch_size": 4,
-    "max_iter": 3,
-    "checkpoint_every": 2,
-    "log_every": 1,
-    # The default scale range and void band: crops with padding and ignored pixels.
-    "dataset_options": {"length": 8, "image_size": 40},
-}
+from small_setups import FROZEN_BN, tiny_config
+
+# The paper's frozen batch norm; the default scale range and void band give crops with padding
+# and ignored pixels.
+FROZEN_RUN = {**FROZEN_BN, "batch_size": 4, "max_iter": 3}
 WIDTHS = (1, 3)
 
 
-def tiny_config(**overrides):
-    return get_preset("cpu-synthetic", **{**FROZEN_TINY, **overrides})
+def frozen_config(**overrides):
+    return tiny_config(**{**FROZEN_RUN, **overrides})
 
 
 def _process(rank, world_size, rendezvous, job, args):
@@ -86,8 +80,8 @@ def assert_same_weights(expected, actual):
     [(4, 1), (5, 2)],
 )
 def test_two_processes_take_the_steps_of_one(tmp_path, batch_size, accumulation):
-    config = tiny_config(batch_size=batch_size, accumulation=accumulation)
-    one = train(tiny_config(batch_size=batch_size), tmp_path / "one", progress=False)
+    config = frozen_config(batch_size=batch_size, accumulation=accumulation)
+    one = train(frozen_config(batch_size=batch_size), tmp_path / "one", progress=False)
     on_processes(tmp_path, _train_job, config.to_dict(), tmp_path / "two", False)
     assert_same_weights(one.state_dict(), _weights(tmp_path / "two", config))
     losses = [record["loss"] for record in read_log(tmp_path / "two")]
@@ -97,7 +91,7 @@ def test_two_processes_take_the_steps_of_one(tmp_path, batch_size, accumulation)
 
 
 def test_resume_on_another_number_of_processes(tmp_path):
-    config = tiny_config(max_iter=4)
+    config = frozen_config(max_iter=4)
     straight = train(config, tmp_path / "straight", progress=False)
     train(config, tmp_path / "run", stop_after=2, progress=False)
     on_processes(tmp_path, _train_job, config.to_dict(), tmp_path / "run", True)
@@ -122,7 +116,7 @@ def _scores_job(config_dict, out_dir):
 
 
 def test_evaluation_on_two_processes_counts_the_same_pixels(tmp_path):
-    config = tiny_config()
+    config = frozen_config()
     _scores_job(config.to_dict(), tmp_path)
     one = dict(np.load(tmp_path / "scores0.npz"))
     (tmp_path / "scores0.npz").unlink()
@@ -143,7 +137,7 @@ def test_batch_shares_hand_worked():
 
 
 def test_each_process_takes_its_share_of_every_batch(monkeypatch):
-    config = tiny_config(batch_size=10, accumulation=2, max_iter=3)
+    config = frozen_config(batch_size=10, accumulation=2, max_iter=3)
     monkeypatch.setattr(distributed, "world_size", lambda: 4)
     plans = []
     for rank in range(4):
@@ -155,7 +149,7 @@ def test_each_process_takes_its_share_of_every_batch(monkeypatch):
         read = sorted(s for plan in plans for piece in plan[2 * step : 2 * step + 2] for s in piece)
         assert read == list(range(10 * (step + 1), 10 * (step + 2)))
     with pytest.raises(ValueError, match="batch_size=10 cannot be split over 4 processes"):
-        forward_passes(tiny_config(batch_size=10, accumulation=3), 0, 1)
+        forward_passes(frozen_config(batch_size=10, accumulation=3), 0, 1)
 
 
 def test_device_choice_under_several_processes(monkeypatch):

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from deeplab_ref.checkpoint import CHECKPOINT_NAME, load_checkpoint
-from deeplab_ref.presets import PRESETS, build_dataset, build_model, get_preset
+from deeplab_ref.presets import PRESETS, build_dataset, build_model
 from deeplab_ref.train import (
     LOG_NAME,
     deeplab_loss,
@@ -17,21 +17,7 @@ from deeplab_ref.train import (
     train,
 )
 
-TINY = {
-    "crop_size": 33,
-    "batch_size": 2,
-    "max_iter": 6,
-    "checkpoint_every": 2,
-    "log_every": 1,
-    "dataset_options": {"length": 8, "image_size": 40},
-}
-
-
-FROZEN_BN = {"backbone": "resnet101", "backbone_options": {"blocks": (1, 1, 1, 1), "width": 8}}
-
-
-def tiny_config(**overrides):
-    return get_preset("cpu-synthetic", **{**TINY, **overrides})
+from small_setups import FROZEN_BN, tiny_config
 
 
 def test_poly_schedule_hand_worked():
