@@ -5,14 +5,15 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from deeplab_ref.atrous import dilate_kernel, effective_kernel_size
+from deeplab_ref.atrous import effective_kernel_size
+from deeplab_ref.receptive_field import atrous_footprint
 
 
-def atrous_footprint(kernel: int, rate: int, grid: int) -> np.ndarray:
+def footprint_on_grid(kernel: int, rate: int, grid: int) -> np.ndarray:
     """The input pixels one output of a kernel x kernel filter at ``rate`` reads, centred in a
     grid x grid canvas (1 = read, 0 = skipped). grid must hold the dilated kernel."""
-    taps = dilate_kernel(np.ones((kernel, kernel)), rate)
-    size = effective_kernel_size(kernel, rate)
+    taps = atrous_footprint([rate], kernel)
+    size = len(taps)
     if size > grid:
         raise ValueError(f"grid={grid} cannot hold a {size}x{size} dilated kernel")
     canvas = np.zeros((grid, grid))
@@ -27,7 +28,7 @@ def atrous_rates_figure(rates: tuple[int, ...] = (1, 2, 4, 8), kernel: int = 3) 
     figure = Figure(figsize=(3 * len(rates), 3.3))
     axes = figure.subplots(1, len(rates))
     for ax, rate in zip(axes, rates, strict=True):
-        ax.imshow(atrous_footprint(kernel, rate, grid), cmap="Blues", vmin=0, vmax=1.3)
+        ax.imshow(footprint_on_grid(kernel, rate, grid), cmap="Blues", vmin=0, vmax=1.3)
         ax.set_xticks(np.arange(-0.5, grid, 1), minor=True)
         ax.set_yticks(np.arange(-0.5, grid, 1), minor=True)
         ax.grid(which="minor", color="0.85", linewidth=0.5)
