@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # The torch release the project is tested with; override with `make test TORCH=torch`.
 TORCH ?= torch==2.13.0
 
-.PHONY: demo test figures notebooks lint
+.PHONY: demo test figures notebooks student lint
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -31,6 +31,10 @@ figures: $(VENV)/.installed
 # Re-execute every notebook in place (do this before committing a notebook).
 notebooks: $(VENV)/.installed
 	$(PY) -m jupyter nbconvert --to notebook --execute --inplace notebooks/*.ipynb
+
+# Student copies of the course (no solutions, no outputs) in student/, which git ignores.
+student: $(VENV)/.installed
+	$(PY) -m deeplab_ref.exercises.student_copies notebooks student
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check . && $(PY) -m ruff format --check .
