@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from deeplab_ref import distributed
-from deeplab_ref.presets import PRESETS, get_preset
+from deeplab_ref.presets import PRESETS, TrainConfig, get_preset
+from deeplab_ref.run_control import TrainingInterrupted
 
 
 def _positive_int(text: str) -> int:
@@ -36,10 +37,18 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train a preset; checkpoints and a JSON-lines log")
-    train.add_argument("--preset", choices=list(PRESETS), default="cpu-synthetic")
+    train.add_argument(
+        "--preset", choices=list(PRESETS), help="default: cpu-synthetic, or the resumed run's"
+    )
     train.add_argument("--out", type=Path, required=True, help="run folder (checkpoint, log)")
     train.add_argument("--data-root", help="VOCdevkit/VOC2012 folder (VOC presets)")
-    train.add_argument("--resume", action="store_true", help="continue from --out's checkpoint")
+    train.add_argument(
+        "--resume", action="store_true", help="continue --out's run with its own settings"
+    )
+    train.add_argument(
+        "--overwrite", action="store_true", help="start again in an --out that holds a run"
+    )
+    train.add_argument("--checkpoint-every", type=_positive_int, help="iterations between saves")
     train.add_argument("--max-iter", type=_positive_int, help="override the preset's iterations")
     train.add_argument("--batch-size", type=_positive_int, help="images per SGD step")
     train.add_argument("--accumulation", type=_positive_int, help="forward passes per step")
@@ -66,12 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", type=Path, default=Path("results/demo"), help="run folder")
     demo.add_argument("--figures", type=Path, default=Path("figures"), help="figures folder")
     demo.add_argument("--max-iter", type=_positive_int, help="override the preset's iterations")
+    demo.add_argument("--overwrite", action="store_true", help="train again over --out's run")
     return parser
 
 
-def run_train(args: argparse.Namespace) -> None:
-    from deeplab_ref.train import train
-
+def train_config(args: argparse.Namespace) -> TrainConfig:
+    """The run's settings: the preset's with the options given, or with ``--resume`` the
+    checkpoint's own with the options given (which must then agree with it)."""
     names = (
         "data_root",
         "max_iter",
@@ -81,11 +91,31 @@ def run_train(args: argparse.Namespace) -> None:
         "seed",
         "device",
         "workers",
+        "checkpoint_every",
+        "imagenet_weights",
     )
     overrides = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
-    if args.imagenet_weights is not None:
-        overrides["imagenet_weights"] = args.imagenet_weights
-    train(get_preset(args.preset, **overrides), args.out, resume=args.resume)
+    if not args.resume:
+        return get_preset(args.preset or "cpu-synthetic", **overrides)
+    if args.overwrite:
+        raise ValueError("--resume continues a run and --overwrite replaces it: give one")
+    from deeplab_ref.checkpoint import CHECKPOINT_NAME, saved_config
+
+    path = args.out / CHECKPOINT_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"--resume: no checkpoint at {path}")
+    saved = saved_config(path)
+    if args.preset is not None and args.preset != saved.preset:
+        raise ValueError(
+            f"--resume: {path} was trained from --preset {saved.preset}, not {args.preset}"
+        )
+    return TrainConfig.from_dict({**saved.to_dict(), **overrides})
+
+
+def run_train(args: argparse.Namespace) -> None:
+    from deeplab_ref.train import train
+
+    train(train_config(args), args.out, resume=args.resume, overwrite=args.overwrite)
     if distributed.is_main_process():
         print(f"checkpoint and log in {args.out}")
 
@@ -93,16 +123,29 @@ def run_train(args: argparse.Namespace) -> None:
 def run_evaluate(args: argparse.Namespace) -> None:
     from deeplab_ref.checkpoint import load_trained_model
     from deeplab_ref.crf_evaluation import evaluate_crf
-    from deeplab_ref.demo import TRIMAP_WIDTHS, results_table
     from deeplab_ref.evaluate import evaluate
     from deeplab_ref.presets import build_dataset
+    from deeplab_ref.report import TRIMAP_WIDTHS, results_table
 
     model, config = load_trained_model(args.checkpoint)
-    if args.data_root is not None:
-        config.data_root = args.data_root
-    if args.split is not None:
-        config.val_split = args.split
-    dataset = build_dataset(config, "val")
+    split = "val"
+    if config.dataset == "synthetic":
+        if args.data_root is not None:
+            raise ValueError(
+                f"--data-root: {args.checkpoint} was trained on the built-in synthetic scenes, "
+                "which have no data folder"
+            )
+        if args.split not in (None, "train", "val"):
+            raise ValueError(
+                f"--split must be train or val for the synthetic scenes, got {args.split!r}"
+            )
+        split = args.split or "val"
+    else:
+        if args.data_root is not None:
+            config.data_root = args.data_root
+        if args.split is not None:
+            config.val_split = args.split
+    dataset = build_dataset(config, split)
     device = distributed.resolve_device(args.device)
     model.to(device)
     if args.crf:
@@ -124,6 +167,8 @@ def run_predict(args: argparse.Namespace) -> None:
     from deeplab_ref.evaluate import predict_probabilities
     from deeplab_ref.viz.segmentation import save_segmentation
 
+    if args.out.exists() and not args.out.is_dir():
+        raise ValueError(f"--out {args.out} is a file: the PNGs need a folder")
     model, config = load_trained_model(args.checkpoint)
     image = read_image(args.image)
     tensor, _ = eval_transform(config.normalization)(image, np.zeros(image.shape[:2], np.int64))
@@ -138,7 +183,7 @@ def run_predict(args: argparse.Namespace) -> None:
 def run_demo(args: argparse.Namespace) -> None:
     from deeplab_ref.demo import run_demo as demo
 
-    demo(args.out, args.figures, max_iter=args.max_iter)
+    demo(args.out, args.figures, max_iter=args.max_iter, overwrite=args.overwrite)
 
 
 COMMANDS = {"train": run_train, "evaluate": run_evaluate, "predict": run_predict, "demo": run_demo}
@@ -157,7 +202,14 @@ def main(argv: list[str] | None = None) -> int:
             )
         with distributed.process_group():
             COMMANDS[args.command](args)
-    except (ValueError, FileNotFoundError) as error:
+    except TrainingInterrupted as stop:
+        if distributed.is_main_process():
+            print(stop, file=sys.stderr)
+        return 130  # the shell's code for a process stopped by Ctrl-C
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, FloatingPointError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -76,7 +76,23 @@ def resolve_device(name: str) -> torch.device:
     mean this process's GPU, cuda:LOCAL_RANK; naming one GPU for every process is an error."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(f"device must be cpu, cuda, cuda:N or auto, got {name!r}") from error
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be cpu, cuda, cuda:N or auto, got {name!r}")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device={name!r}, but this machine has no CUDA GPU (or this torch is a CPU "
+                "build): use cpu or auto"
+            )
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device={name!r}, but this machine has {torch.cuda.device_count()} GPU(s): "
+                f"cuda:0 .. cuda:{torch.cuda.device_count() - 1}"
+            )
     if device.type == "cuda" and world_size() > 1:
         if device.index is not None:
             raise ValueError(

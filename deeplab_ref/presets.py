@@ -39,6 +39,7 @@ class TrainConfig:
     all processes under torchrun); each process runs its share of it in ``accumulation`` forward
     passes of near-equal size."""
 
+    preset: str | None = None  # the preset it came from, for messages; changes nothing
     # the network
     backbone: str = "resnet101"
     head: str = "aspp-l"
@@ -93,6 +94,16 @@ class TrainConfig:
             raise ValueError(
                 "data_root is required for dataset='voc': pass the VOCdevkit/VOC2012 folder "
                 "(--data-root PATH)"
+            )
+        if self.dataset == "synthetic" and self.data_root is not None:
+            raise ValueError(
+                f"data_root (--data-root) is for the VOC presets; this configuration trains on "
+                f"the built-in synthetic scenes and would ignore {self.data_root!r}"
+            )
+        if self.backbone == "small" and self.imagenet_weights is not None:
+            raise ValueError(
+                "imagenet_weights (--imagenet-weights) does not apply: the small backbone "
+                "trains from scratch, it has no ImageNet checkpoint"
             )
         if self.workers < 0:
             raise ValueError(f"workers must be >= 0, got {self.workers}")
@@ -159,7 +170,7 @@ def get_preset(name: str, **overrides: object) -> TrainConfig:
     """A copy of preset ``name`` with ``overrides`` applied (e.g. ``max_iter=100``)."""
     if name not in PRESETS:
         raise ValueError(f"preset must be one of {list(PRESETS)}, got {name!r}")
-    return TrainConfig.from_dict({**PRESETS[name].to_dict(), **overrides})
+    return TrainConfig.from_dict({**PRESETS[name].to_dict(), "preset": name, **overrides})
 
 
 def build_model(config: TrainConfig) -> DeepLabV2:

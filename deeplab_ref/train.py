@@ -21,26 +21,29 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from contextlib import nullcontext
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
+from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
 
 from deeplab_ref import distributed
 from deeplab_ref.checkpoint import (
     CHECKPOINT_NAME,
-    check_same_model,
+    check_resumable,
     load_checkpoint,
+    read_checkpoint,
     save_checkpoint,
 )
-from deeplab_ref.data.transforms import IGNORE_INDEX, train_transform
+from deeplab_ref.data.transforms import train_transform
+from deeplab_ref.loss import deeplab_loss, valid_pixel_counts
 from deeplab_ref.models import DeepLabV2, param_groups
 from deeplab_ref.presets import TrainConfig, build_dataset, build_model
+from deeplab_ref.run_control import Progress, StopRequests, TrainingInterrupted
 
 LOG_NAME = "log.jsonl"
 
@@ -50,50 +53,6 @@ def poly_learning_rate(base_lr: float, iteration: int, max_iter: int, power: flo
     if not 0 <= iteration <= max_iter:
         raise ValueError(f"iteration must be in [0, max_iter={max_iter}], got {iteration}")
     return base_lr * (1 - iteration / max_iter) ** power
-
-
-def downsample_labels(labels: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Labels (N, H, W) -> (N, h, w) by nearest neighbour, corners aligned like the scores: score
-    i of h sits over pixel i (H - 1) / (h - 1) (exactly 8 i for 321 -> 41)."""
-    rows = _nearest_indices(labels.shape[-2], size[0], labels.device)
-    cols = _nearest_indices(labels.shape[-1], size[1], labels.device)
-    return labels[:, rows[:, None], cols[None, :]]
-
-
-def _nearest_indices(source: int, target: int, device: torch.device) -> torch.Tensor:
-    if target == 1:
-        return torch.zeros(1, dtype=torch.long, device=device)
-    positions = (
-        torch.arange(target, device=device, dtype=torch.float64) * (source - 1) / (target - 1)
-    )
-    return positions.round().long()
-
-
-def valid_pixel_counts(labels: torch.Tensor, sizes: list[tuple[int, int]]) -> torch.Tensor:
-    """For each score size, how many of ``labels`` (N, H, W) subsampled to it are not 255."""
-    return torch.stack([(downsample_labels(labels, size) != IGNORE_INDEX).sum() for size in sizes])
-
-
-def deeplab_loss(
-    outputs: torch.Tensor | list[torch.Tensor],
-    labels: torch.Tensor,
-    valid_pixels: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Cross-entropy (255 ignored) of each score map against the labels subsampled to its size,
-    summed over the maps (MSC: fused, 1, 0.75, 0.5). Each term is a mean over the valid pixels;
-    a crop with no valid pixel contributes 0, not NaN.
-
-    ``valid_pixels`` (one count per map) replaces this batch's own counts when the batch is one
-    piece of a larger one (accumulation, several processes): every piece then divides by the
-    whole batch's count, and the pieces' losses and gradients add up to the whole batch's."""
-    outputs = outputs if isinstance(outputs, list) else [outputs]
-    total = outputs[0].new_zeros((), dtype=torch.float32)
-    for index, scores in enumerate(outputs):
-        target = downsample_labels(labels, tuple(scores.shape[-2:]))
-        summed = F.cross_entropy(scores.float(), target, ignore_index=IGNORE_INDEX, reduction="sum")
-        count = (target != IGNORE_INDEX).sum() if valid_pixels is None else valid_pixels[index]
-        total = total + summed / count.clamp(min=1)
-    return total
 
 
 class TrainSamples(Dataset):
@@ -136,32 +95,52 @@ def forward_passes(config: TrainConfig, start: int, end: int) -> list[list[int]]
     ]
 
 
+class _SupervisedScores(nn.Module):
+    """The model's ``supervised_scores`` as a module's forward, so that DistributedDataParallel,
+    which wraps a forward, sees the call (its gradient exchange is prepared there)."""
+
+    def __init__(self, model: DeepLabV2) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+        return self.model.supervised_scores(images)
+
+
 def train(
     config: TrainConfig,
     out_dir: str | Path,
     resume: bool = False,
     stop_after: int | None = None,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> DeepLabV2:
     """Train ``config`` and write ``checkpoint.pt`` and ``log.jsonl`` into ``out_dir``.
 
     Under ``torchrun`` (a process group, see ``deeplab_ref.distributed``) every process calls
     this; each runs its share of every batch, DistributedDataParallel sums the gradients, and
-    only rank 0 writes the checkpoint and the log and shows the bar. The result is the one
+    only rank 0 writes the checkpoint and the log and shows the progress. The result is the one
     process's, up to floating-point rounding, whatever the number of processes.
 
+    Ctrl-C or SIGTERM finishes the current step, writes a checkpoint and raises
+    ``TrainingInterrupted`` (every process stops at the same iteration).
+
     Args:
-        resume: continue from ``out_dir/checkpoint.pt`` (same learning rate, same data order,
-            the same result as an uninterrupted run, on any number of processes).
+        resume: continue from ``out_dir/checkpoint.pt``: the same weights, momentum, learning
+            rate, data order and random state as an uninterrupted run, bit for bit on one
+            process. Every setting that changes the result must equal the checkpoint's.
         stop_after: stop (with a checkpoint) after this many iterations of this call; for tests
             and for splitting a long run.
-        progress: show a tqdm bar with the loss and the learning rate.
+        progress: report progress (a bar on a terminal, plain lines otherwise).
+        overwrite: start again in an ``out_dir`` that holds a checkpoint (else ValueError).
 
     Returns:
         The trained model, in evaluation mode.
     """
     config.validate()
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"--out {out_dir} is a file: the run needs a folder")
     checkpoint_path = out_dir / CHECKPOINT_NAME
     main_process, processes = distributed.is_main_process(), distributed.world_size()
     device = distributed.resolve_device(config.device)
@@ -170,14 +149,7 @@ def train(
     optimizer = torch.optim.SGD(
         param_groups(model, config.base_lr, config.weight_decay), momentum=config.momentum
     )
-    start = 0
-    if resume:
-        if not checkpoint_path.is_file():
-            raise FileNotFoundError(f"--resume: no checkpoint at {checkpoint_path}")
-        state = load_checkpoint(checkpoint_path, model, optimizer)
-        check_same_model(checkpoint_path, state["config"], config)
-        start = state["iteration"]
-        torch.set_rng_state(state["cpu_rng"])
+    start = _restore(checkpoint_path, config, model, optimizer, resume, overwrite, device)
     if not main_process:  # dropout masks must differ between processes, which see other images
         torch.manual_seed(config.seed * 1_000_003 + distributed.rank() * 1_009 + start)
     model.to(device)
@@ -188,7 +160,8 @@ def train(
     # DDP averages the gradients over processes, but each process's loss below is already its
     # share of the whole batch's loss (divided by the batch's pixel count): scaling it by the
     # number of processes turns the average back into the batch's gradient.
-    network = model if processes == 1 else DistributedDataParallel(model)
+    network = _SupervisedScores(model)
+    network = network if processes == 1 else DistributedDataParallel(network)
 
     end = config.max_iter if stop_after is None else min(config.max_iter, start + stop_after)
     loader = DataLoader(
@@ -197,19 +170,19 @@ def train(
         num_workers=config.workers,
         pin_memory=on_gpu,
         persistent_workers=config.workers > 0,
+        # Its own generator: drawing the workers' seed from the global one would shift every
+        # later dropout mask, and the resumed run's masks would differ from the straight run's.
+        generator=torch.Generator(),
     )
     batches = iter(loader)
     model.train()
     if main_process:
         out_dir.mkdir(parents=True, exist_ok=True)
-    bar = tqdm(
-        range(start, end),
-        initial=start,
-        total=config.max_iter,
-        disable=not (progress and main_process),
-    )
-    with open(out_dir / LOG_NAME, "a" if resume else "w") if main_process else nullcontext() as log:
-        for iteration in bar:
+        _cut_log(out_dir / LOG_NAME, start)
+    report = Progress(start, config.max_iter, config.log_every, progress and main_process)
+    log = open(out_dir / LOG_NAME, "a") if main_process else nullcontext()
+    with log, StopRequests() as stop:
+        for iteration in range(start, end):
             factor = poly_learning_rate(1.0, iteration, config.max_iter, config.power)
             for group in optimizer.param_groups:
                 group["lr"] = config.base_lr * group["lr_mult"] * factor
@@ -233,32 +206,81 @@ def train(
                         loss = deeplab_loss(outputs, labels, valid_pixels)
                     (loss * processes).backward()
                 loss_value += loss.detach()
-            loss_value = distributed.sum_tensor_over_processes(loss_value).item()
+            # One exchange gives every process the batch's loss and whether any was asked to stop.
+            summed = torch.stack([loss_value, torch.tensor(float(stop.requested), device=device)])
+            loss_value, stops = distributed.sum_tensor_over_processes(summed).tolist()
             if not math.isfinite(loss_value):
                 raise FloatingPointError(f"the loss became {loss_value} at iteration {iteration}")
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-            lr = config.base_lr * factor
-            bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}")
-            if not main_process:
-                continue
-            if (iteration + 1) % config.log_every == 0 or iteration + 1 == end:
-                record = {"iteration": iteration + 1, "loss": loss_value, "lr": lr}
-                log.write(json.dumps({**record, "time": time.time()}) + "\n")
-                log.flush()
-            if (iteration + 1) % config.checkpoint_every == 0 or iteration + 1 == end:
-                save_checkpoint(checkpoint_path, model, optimizer, iteration + 1, config)
-    bar.close()
+            lr, done = config.base_lr * factor, iteration + 1
+            interrupted = stops > 0
+            if main_process:
+                report.update(done, loss_value, lr)
+                if done % config.log_every == 0 or done == end or interrupted:
+                    record = {"iteration": done, "loss": loss_value, "lr": lr}
+                    log.write(json.dumps({**record, "time": time.time()}) + "\n")
+                    log.flush()
+                if done % config.checkpoint_every == 0 or done == end or interrupted:
+                    save_checkpoint(checkpoint_path, model, optimizer, done, config)
+            if interrupted:
+                report.close()
+                distributed.barrier()
+                raise TrainingInterrupted(done, stop.signal_name or "another process")
+    report.close()
     distributed.barrier()  # the last checkpoint is on disk before any process returns
     return model.eval()
 
 
+def _restore(
+    checkpoint_path: Path,
+    config: TrainConfig,
+    model: DeepLabV2,
+    optimizer: torch.optim.Optimizer,
+    resume: bool,
+    overwrite: bool,
+    device: torch.device,
+) -> int:
+    """Load the checkpoint to resume from (checked against ``config``) and return its iteration;
+    0 for a new run, which may not replace an existing checkpoint unless ``overwrite``."""
+    if not resume:
+        if checkpoint_path.is_file() and not overwrite:
+            state = read_checkpoint(checkpoint_path)
+            saved = state["config"]
+            raise ValueError(
+                f"{checkpoint_path.parent} already holds a run (iteration {state['iteration']} of "
+                f"{saved.get('max_iter')}, preset {saved.get('preset')}): continue it with "
+                "--resume, start again with --overwrite, or choose another --out"
+            )
+        return 0
+    if not checkpoint_path.is_file():
+        raise FileNotFoundError(f"--resume: no checkpoint at {checkpoint_path}")
+    state = read_checkpoint(checkpoint_path)
+    check_resumable(checkpoint_path, state, config)
+    load_checkpoint(checkpoint_path, model, optimizer)
+    torch.set_rng_state(state["cpu_rng"])
+    if device.type == "cuda" and "cuda_rng" in state:
+        torch.cuda.set_rng_state(state["cuda_rng"], device)
+    return state["iteration"]
+
+
+def _cut_log(path: Path, iteration: int) -> None:
+    """Keep only the log records up to ``iteration`` (all of them gone for a new run), so that
+    after a resume each iteration appears once, whatever a killed run had logged past its last
+    checkpoint. Rewritten atomically, like the checkpoint."""
+    kept = (
+        [r for r in read_log(path.parent) if r["iteration"] <= iteration] if path.exists() else []
+    )
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text("".join(json.dumps(record) + "\n" for record in kept))
+    os.replace(temporary, path)
+
+
 def _batch_valid_pixels(
-    outputs: torch.Tensor | list[torch.Tensor], pieces: list[list[torch.Tensor]]
+    outputs: list[torch.Tensor], pieces: list[list[torch.Tensor]]
 ) -> torch.Tensor:
     """The whole step's count of valid pixels at each score size: over this process's forward
     passes, summed over the processes."""
-    outputs = outputs if isinstance(outputs, list) else [outputs]
     sizes = [tuple(scores.shape[-2:]) for scores in outputs]
     counts = sum(valid_pixel_counts(labels, sizes) for _, labels in pieces)
     return distributed.sum_tensor_over_processes(counts)

@@ -5,11 +5,13 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from deeplab_ref.cli import main
 from deeplab_ref.data.voc import read_label
-from deeplab_ref.train import read_log
+from deeplab_ref.presets import get_preset
+from deeplab_ref.train import read_log, train
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -47,9 +49,22 @@ def test_train_evaluate_predict(checkpoint, tmp_path, capsys):
     assert Image.open(out / "photo_overlay.png").size == (50, 40)
 
 
-def test_resume_through_the_command_line(checkpoint, capsys):
-    run = str(checkpoint.parent)
-    assert main(["train", "--out", run, "--max-iter", "3", "--batch-size", "2", "--resume"]) == 0
+def test_resume_through_the_command_line(tmp_path):
+    # A run stopped after 2 of 4 iterations and resumed by the command line, which takes the
+    # checkpoint's own settings, ends with the weights and the log of a straight run.
+    options = ["--max-iter", "4", "--batch-size", "2"]
+    assert main(["train", "--out", str(tmp_path / "straight"), *options]) == 0
+    train(get_preset("cpu-synthetic", max_iter=4, batch_size=2), tmp_path / "split", stop_after=2)
+    assert main(["train", "--out", str(tmp_path / "split"), "--resume"]) == 0
+    straight = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=True)
+    resumed = torch.load(tmp_path / "split" / "checkpoint.pt", weights_only=True)
+    assert resumed["iteration"] == 4
+    for name, value in straight["model"].items():
+        assert torch.equal(value, resumed["model"][name]), name
+    straight_log, resumed_log = read_log(tmp_path / "straight"), read_log(tmp_path / "split")
+    # The stopped run also logged its last iteration, 2; each iteration appears once.
+    assert [r["iteration"] for r in resumed_log] == [2, 4]
+    assert resumed_log[-1]["loss"] == straight_log[-1]["loss"]
 
 
 def test_train_options_reach_the_run(tmp_path):

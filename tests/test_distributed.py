@@ -154,6 +154,8 @@ def test_each_process_takes_its_share_of_every_batch(monkeypatch):
 
 def test_device_choice_under_several_processes(monkeypatch):
     monkeypatch.setattr(distributed, "world_size", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     assert distributed.resolve_device("cpu") == torch.device("cpu")
     with pytest.raises(ValueError, match="LOCAL_RANK"):
         distributed.resolve_device("cuda:1")

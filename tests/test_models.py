@@ -1,7 +1,7 @@
 """DeepLab-v2 networks: parameter counts against the paper, output strides, ASPP, MSC, frozen BN.
 
-Oracles: the paper's parameter counts (Table 1 and ``shared/reference``), counts computed by
-hand from the layer shapes, output sizes chained layer by layer with ``conv_output_size``, ASPP
+Oracles: the paper's parameter counts (Table 1, to 0.1M), counts computed by hand from the
+layer shapes, output sizes chained layer by layer with ``conv_output_size``, ASPP
 recomputed branch by branch with ``F.conv2d``, MSC on a hand-worked example, and
 ``nn.BatchNorm2d`` in eval mode for the frozen batch norm.
 """
@@ -36,24 +36,40 @@ SMALL = {"blocks": (1, 1, 1, 1), "width": 4}
 # -- parameter counts ---------------------------------------------------------------------------
 
 
+# VGG-16's thirteen 3x3 convolutions (in, out channels), before DeepLab's fc6-fc8 head.
+VGG16_CONVOLUTIONS = [(3, 64), (64, 64), (64, 128), (128, 128), (128, 256)] + [(256, 256)] * 2
+VGG16_CONVOLUTIONS += [(256, 512)] + [(512, 512)] * 5
+
+
+def vgg16_parameters_by_hand(kernel_size, channels, branches=1, classes=21):
+    """Weights and biases: the backbone's convolutions, then per head branch fc6 (kernel_size^2
+    from 512 channels), fc7 (1x1) and fc8 (1x1 to the classes)."""
+    backbone = sum(9 * c_in * c_out + c_out for c_in, c_out in VGG16_CONVOLUTIONS)
+    fc6 = kernel_size**2 * 512 * channels + channels
+    fc7 = channels * channels + channels
+    fc8 = channels * classes + classes
+    return backbone + branches * (fc6 + fc7 + fc8)
+
+
 @pytest.mark.parametrize(
-    ("kernel_size", "rate", "channels", "expected"),
-    [(7, 4, 4096, 134_346_581), (4, 4, 4096, 65_140_565), (4, 8, 4096, 65_140_565)]
-    + [(3, 12, 1024, 20_505_429)],
+    ("kernel_size", "rate", "channels", "paper_millions"),
+    [(7, 4, 4096, 134.3), (4, 4, 4096, 65.1), (4, 8, 4096, 65.1), (3, 12, 1024, 20.5)],
 )
-def test_vgg16_fc6_variants_match_the_papers_table(kernel_size, rate, channels, expected):
+def test_vgg16_fc6_variants_match_the_papers_table(kernel_size, rate, channels, paper_millions):
     model = meta_model(
         "vgg16", kernel_size=kernel_size, atrous_rates=(rate,), hidden_channels=channels
     )
-    assert count_parameters(model) == expected
-    # Table 1 rounds to 0.1M: 134.3M, 65.1M, 65.1M, 20.5M.
-    assert round(expected / 1e6, 1) in (134.3, 65.1, 20.5)
+    count = count_parameters(model)
+    assert count == vgg16_parameters_by_hand(kernel_size, channels)
+    assert round(count / 1e6, 1) == paper_millions  # Table 1 rounds to 0.1M
 
 
-def test_vgg16_heads():
-    assert count_parameters(meta_model("vgg16", "largefov")) == 20_505_429
-    assert count_parameters(meta_model("vgg16", "aspp-l")) == 37_877_652
-    assert count_parameters(meta_model("vgg16", "aspp-s")) == 37_877_652
+def test_vgg16_heads_by_hand():
+    largefov = vgg16_parameters_by_hand(3, 1024)
+    assert count_parameters(meta_model("vgg16", "largefov")) == largefov
+    four_branches = vgg16_parameters_by_hand(3, 1024, branches=4)  # ASPP: four fc6-fc8 branches
+    assert count_parameters(meta_model("vgg16", "aspp-l")) == four_branches
+    assert count_parameters(meta_model("vgg16", "aspp-s")) == four_branches
 
 
 def resnet_parameters_by_hand(blocks, width=64, classes=21, rates=4):
@@ -210,23 +226,23 @@ def test_msc_max_fusion_by_hand():
     # Sizes 5, 4 and 3 (floor(4 s) + 1); a ramp resizes exactly with aligned corners, so scale
     # s gives width * ramp: 5 ramp, 4 ramp, 3 ramp. The max takes 5 ramp where the ramp is
     # positive and 3 ramp where it is negative.
-    fused = multi_scale_scores(WidthTimesInput(), ramp)
     expected = torch.tensor([-6.0, -3.0, 0.0, 5.0, 10.0]).expand(1, 1, 5, 5)
-    torch.testing.assert_close(fused, expected)
-    outputs = multi_scale_scores(WidthTimesInput(), ramp, training=True)
+    outputs = multi_scale_scores(WidthTimesInput(), ramp)
     torch.testing.assert_close(outputs[0], expected)
     torch.testing.assert_close(outputs[1], 5 * ramp[:, :1])
     torch.testing.assert_close(outputs[2], 4 * ramp[:, :1])  # 0.75: upsampled to 5 x 5
     torch.testing.assert_close(outputs[3], torch.tensor([-6.0, 0.0, 6.0]).expand(1, 1, 3, 3))
 
 
-def test_msc_model_train_and_eval_outputs():
+def test_msc_model_supervised_scores_and_forward():
     torch.manual_seed(0)
     model = deeplab_v2("resnet101", num_classes=4, msc=True, **SMALL)
     image = torch.randn(1, 3, 65, 65)
     with torch.no_grad():
-        fused, full, three_quarters, half = model.train()(image)
+        fused, full, three_quarters, half = model.train().supervised_scores(image)
         assert [t.shape[-1] for t in (fused, full, three_quarters, half)] == [9, 9, 9, 5]
+        # One return type: the fused scores, in training and in evaluation mode.
+        torch.testing.assert_close(model(image), fused)
         evaluated = model.eval()(image)
         model.msc_scales = None
         single = model(image)
@@ -273,7 +289,7 @@ def test_a_training_step_leaves_frozen_batch_norm_unchanged():
     optimizer = torch.optim.SGD(param_groups(model, 0.1, 5e-4), lr=0.1, momentum=0.9)
     labels = torch.randint(0, 3, (2, 9, 9))
     for _ in range(2):
-        outputs = model(torch.randn(2, 3, 65, 65))
+        outputs = model.supervised_scores(torch.randn(2, 3, 65, 65))
         loss = sum(F.cross_entropy(upsample_scores(o, (9, 9)), labels) for o in outputs)
         optimizer.zero_grad()
         loss.backward()

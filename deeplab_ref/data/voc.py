@@ -69,14 +69,32 @@ def read_split(root: Path, split: str) -> list[str]:
 
 
 def read_image(path: Path) -> np.ndarray:
-    """An image file as uint8 (H, W, 3) RGB."""
+    """An image file as uint8 (H, W, 3) RGB. A 16-bit greyscale image is scaled to 8 bits
+    (v * 255 / 65535, rounded): converting it straight to RGB would clip every value above 255."""
     try:
         with Image.open(path) as image:
+            if image.mode.startswith("I"):  # "I;16", "I;16B", ...: 16 bits; "I": 32-bit ints
+                return np.repeat(_sixteen_to_eight_bits(np.asarray(image), path)[..., None], 3, -1)
+            if image.mode == "F":
+                raise ValueError(
+                    f"image file {path} holds floating-point pixels (PIL mode 'F'): save it as an "
+                    "8- or 16-bit image"
+                )
             return np.asarray(image.convert("RGB"))
     except FileNotFoundError:
         raise FileNotFoundError(f"image file {path} not found") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as error:
         raise ValueError(f"image file {path} is corrupt or not an image: {error}") from error
+
+
+def _sixteen_to_eight_bits(values: np.ndarray, path: Path) -> np.ndarray:
+    values = values.astype(np.int64)
+    if values.size and (values.min() < 0 or values.max() > 65535):
+        raise ValueError(
+            f"image file {path} has pixel values outside 0..65535 ({values.min()}..{values.max()})"
+            ": save it as an 8- or 16-bit image"
+        )
+    return ((values * 255 + 32767) // 65535).astype(np.uint8)
 
 
 def read_label(path: Path, num_classes: int = len(VOC_CLASSES)) -> np.ndarray:

@@ -30,8 +30,10 @@ class DeepLabV2(nn.Module):
         head: a module (N, C, h, w) -> (N, K, h, w), normally ``ASPP``.
         msc_scales: None for a single scale, else e.g. (1.0, 0.75, 0.5).
 
-    ``forward`` returns (N, K, h, w) scores; with ``msc_scales`` in training mode a list
-    ``[fused, scale 1, scale 0.75, scale 0.5]`` (sizes in ``multi_scale_scores``).
+    ``forward`` returns the (N, K, h, w) scores, fused over the scales with ``msc_scales``, in
+    training and evaluation mode alike. ``supervised_scores`` returns every map the loss
+    supervises: ``[scores]``, or ``[fused, scale 1, scale 0.75, scale 0.5]`` with MSC (sizes in
+    ``multi_scale_scores``).
     """
 
     def __init__(
@@ -46,15 +48,20 @@ class DeepLabV2(nn.Module):
         """Scores of one forward pass: (N, 3, H, W) -> (N, K, h, w)."""
         return self.head(self.backbone(images))
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
+    def supervised_scores(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """Every score map the training loss compares with the labels, the fused scores first."""
         if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3:
             shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images)
             raise ValueError(f"images must be a (N, 3, H, W) tensor, got {shape}")
         if not images.is_floating_point():
             raise ValueError(f"images must be floating point, got dtype {images.dtype}")
         if self.msc_scales is None:
-            return self.single_scale(images)
-        return multi_scale_scores(self.single_scale, images, self.msc_scales, self.training)
+            return [self.single_scale(images)]
+        return multi_scale_scores(self.single_scale, images, self.msc_scales)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """The class scores (N, K, h, w) at output stride 8, fused over the scales with MSC."""
+        return self.supervised_scores(images)[0]
 
 
 def deeplab_v2(

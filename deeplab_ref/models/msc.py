@@ -65,23 +65,21 @@ def multi_scale_scores(
     score_fn: Callable[[torch.Tensor], torch.Tensor],
     images: torch.Tensor,
     scales: Sequence[float] = MSC_SCALES,
-    training: bool = False,
-) -> torch.Tensor | list[torch.Tensor]:
+) -> list[torch.Tensor]:
     """Run ``score_fn`` at every scale and fuse the scores by a pixel-wise maximum.
 
     Args:
         score_fn: images (N, 3, H, W) -> scores (N, K, h, w), e.g. a DeepLab network.
         images: (N, 3, H, W).
         scales: the first must be 1.0 (the scale whose score size the others are brought to).
-        training: what to return (see below).
 
     Returns:
-        In evaluation, the fused scores (N, K, h1, w1), h1 x w1 being the scale-1 score size.
-        In training, ``[fused, scores at scales[0], scores at scales[1], ...]`` as the released
-        ResNet-101 configuration trains them: the fused and scale-1 scores at h1 x w1; a scale
-        whose inverse is an integer (0.5: labels shrunk by 16) at its own size; any other scale
-        (0.75, whose labels would need a shrink of 32/3) upsampled to h1 x w1. A trainer
-        compares each with the labels subsampled (nearest) to that tensor's own size.
+        ``[fused, scores at scales[0], scores at scales[1], ...]``, the maps the released ResNet-101
+        configuration trains: the fused (N, K, h1, w1) and scale-1 scores at h1 x w1, the
+        scale-1 score size; a scale whose inverse is an integer (0.5: labels shrunk by 16) at its
+        own size; any other scale (0.75, whose labels would need a shrink of 32/3) upsampled to
+        h1 x w1. A trainer compares each with the labels subsampled (nearest) to that tensor's
+        own size; at test time only the first, the fused scores, is used.
     """
     scales = tuple(float(s) for s in scales)
     if not scales or scales[0] != 1.0 or any(s <= 0 for s in scales):
@@ -95,10 +93,8 @@ def multi_scale_scores(
     full_size = per_scale[0].shape[-2:]
     aligned = [upsample_scores(scores, full_size) for scores in per_scale]
     fused = torch.stack(aligned).amax(dim=0)
-    if not training:
-        return fused
-    returned = [
+    supervised = [
         scores if (1.0 / scale).is_integer() else upsampled
         for scale, scores, upsampled in zip(scales, per_scale, aligned, strict=True)
     ]
-    return [fused, *returned]
+    return [fused, *supervised]

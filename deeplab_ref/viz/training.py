@@ -1,5 +1,6 @@
 """Figures of a training run: the loss curve, predictions beside the truth with and without the
-CRF, and the trimap curve of the paper's Fig. 5 (accuracy near boundaries against band width)."""
+CRF, and the trimap curve of the paper's Fig. 10 (mean IoU within a band around the boundaries
+against the band's width)."""
 
 from __future__ import annotations
 
@@ -43,15 +44,18 @@ def predictions_figure(
     return figure
 
 
-def trimap_figure(widths: Sequence[float], curves: dict[str, Sequence[float]]) -> Figure:
-    """Pixel accuracy within ``width`` pixels of a boundary, one curve per method."""
+def trimap_figure(
+    widths: Sequence[float], curves: dict[str, Sequence[float]], metric: str = "mean IoU"
+) -> Figure:
+    """``metric`` (fractions, e.g. ``TrimapMeter.mean_iou``, the paper's Fig. 10, or its
+    ``pixel_accuracy``) within ``width`` pixels of a boundary, one curve per method."""
     figure = Figure(figsize=(5.5, 3.5))
     ax = figure.subplots()
     for name, values in curves.items():
         ax.plot(widths, 100 * np.asarray(values), marker="o", ms=3, label=name)
     ax.set_xlabel("trimap band width (pixels)")
-    ax.set_ylabel("pixel accuracy (%)")
+    ax.set_ylabel(f"{metric} within the band (%)")
     ax.grid(alpha=0.3)
     ax.legend()
-    figure.suptitle("Accuracy near object boundaries")
+    figure.suptitle(f"{metric.capitalize()} near object boundaries")
     return figure
