@@ -8,6 +8,7 @@ norm normalises each process's share on its own, which is not the one-process co
 
 import datetime
 import os
+import signal
 import subprocess
 import sys
 
@@ -24,6 +25,7 @@ from deeplab_ref.crf_evaluation import evaluate_crf
 from deeplab_ref.data import SyntheticSegmentation
 from deeplab_ref.evaluate import evaluate
 from deeplab_ref.presets import build_model, get_preset
+from deeplab_ref.run_control import TrainingInterrupted
 from deeplab_ref.train import LOG_NAME, forward_passes, read_log, train
 
 from small_setups import FROZEN_BN, tiny_config
@@ -97,6 +99,33 @@ def test_resume_on_another_number_of_processes(tmp_path):
     on_processes(tmp_path, _train_job, config.to_dict(), tmp_path / "run", True)
     assert_same_weights(straight.state_dict(), _weights(tmp_path / "run", config))
     assert [r["iteration"] for r in read_log(tmp_path / "run")] == [1, 2, 3, 4]
+
+
+def _interrupted_job(config_dict, out_dir):
+    import deeplab_ref.train as training
+
+    schedule = training.poly_learning_rate
+
+    def signal_rank_1(base_lr, iteration, max_iter, power=0.9):
+        if iteration == 1 and distributed.rank() == 1:
+            os.kill(os.getpid(), signal.SIGTERM)  # only one process is told to stop
+        return schedule(base_lr, iteration, max_iter, power)
+
+    training.poly_learning_rate = signal_rank_1
+    try:
+        train(get_preset("cpu-synthetic", **config_dict), out_dir, progress=False)
+    except TrainingInterrupted as stop:
+        (out_dir / f"stopped_{distributed.rank()}").write_text(str(stop.iteration))
+
+
+def test_a_signal_to_one_process_stops_every_process_at_the_same_iteration(tmp_path):
+    config = frozen_config(max_iter=6)
+    on_processes(tmp_path, _interrupted_job, config.to_dict(), tmp_path / "run")
+    stopped = [(tmp_path / "run" / f"stopped_{r}").read_text() for r in (0, 1)]
+    assert stopped == ["2", "2"]
+    assert (
+        load_checkpoint(tmp_path / "run" / CHECKPOINT_NAME, build_model(config))["iteration"] == 2
+    )
 
 
 def _scores_job(config_dict, out_dir):

@@ -115,7 +115,7 @@ def test_resume_without_checkpoint_says_where(tmp_path):
         train(tiny_config(), tmp_path, resume=True, progress=False)
 
 
-def test_checkpoint_is_written_atomically(tmp_path):
+def test_a_run_folder_holds_the_checkpoint_and_the_log(tmp_path):
     train(tiny_config(max_iter=2), tmp_path, progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == [CHECKPOINT_NAME, LOG_NAME]
     for line in (tmp_path / LOG_NAME).read_text().splitlines():
