@@ -3,7 +3,7 @@
 Run: ``python benchmarks/crf.py [--repeats 7]``. Both run in this one process on the same inputs,
 interleaved; the table gives medians of several runs, with the lattice build (setting up the
 kernels) and the mean-field iterations timed apart, and the ratio ours / pydensecrf.
-Inputs: a photo from ``tests/data/pydensecrf_examples`` mirror-padded to 500x375 (VOC's typical
+Inputs: a photo from ``deeplab_ref/crf/examples`` mirror-padded to 500x375 (VOC's typical
 size, keeping the photo's own texture) or as it is (320x240), and class probabilities made like
 DeepLab's: random scores on the output-stride-8 grid, upsampled bilinearly, then softmax.
 """
@@ -14,7 +14,6 @@ import argparse
 import os
 import statistics
 import time
-from pathlib import Path
 
 import numpy as np
 import pydensecrf.densecrf as dcrf
@@ -22,8 +21,9 @@ import scipy
 from PIL import Image
 
 from deeplab_ref.crf import DenseCRF, unary_from_probs
+from deeplab_ref.crf.examples import example_path
 
-PHOTO = Path(__file__).resolve().parents[1] / "tests/data/pydensecrf_examples/im1.png"
+PHOTO = example_path("im1.png")
 DEEPLAB = dict(pos_xy_std=1.0, pos_w=3.0, bi_xy_std=67.0, bi_rgb_std=3.0, bi_w=4.0)
 README = dict(pos_xy_std=3.0, pos_w=3.0, bi_xy_std=80.0, bi_rgb_std=13.0, bi_w=10.0)
 CASES = {

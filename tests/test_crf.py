@@ -1,18 +1,16 @@
 """The NumPy dense CRF against pydensecrf (Krähenbühl's C++ code), the independent oracle."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from PIL import Image
 
 from deeplab_ref.crf import DenseCRF, dense_crf, unary_from_labels, unary_from_probs
+from deeplab_ref.crf.examples import example_path
 
 dcrf = pytest.importorskip("pydensecrf.densecrf")
 pd_utils = pytest.importorskip("pydensecrf.utils")
 pd_eigen = pytest.importorskip("pydensecrf.eigen")
 
-EXAMPLES = Path(__file__).parent / "data" / "pydensecrf_examples"
 # (pos_xy_std, pos_w, bi_xy_std, bi_rgb_std, bi_w)
 PARAMETERS = {
     "deeplab_resnet": (1.0, 3.0, 67.0, 3.0, 4.0),
@@ -23,7 +21,7 @@ PARAMETERS = {
 
 
 def photo(k: int) -> np.ndarray:
-    return np.array(Image.open(EXAMPLES / f"im{k}.png").convert("RGB"))
+    return np.array(Image.open(example_path(f"im{k}.png")).convert("RGB"))
 
 
 def pydensecrf_q(image, unary, iterations, pos_xy_std, pos_w, bi_xy_std, bi_rgb_std, bi_w):
@@ -91,7 +89,7 @@ def test_matches_pydensecrf_on_full_photo_with_21_labels(k):
 
 def annotation_labels(k: int) -> tuple[np.ndarray, np.ndarray]:
     """Label map (255 = unknown) and colour table from annoK.png, black being "unknown"."""
-    rgb = np.asarray(Image.open(EXAMPLES / f"anno{k}.png").convert("RGB")).astype(np.uint32)
+    rgb = np.asarray(Image.open(example_path(f"anno{k}.png")).convert("RGB")).astype(np.uint32)
     packed = rgb[..., 0] << 16 | rgb[..., 1] << 8 | rgb[..., 2]
     colours, labels = np.unique(packed, return_inverse=True)
     labels = labels.reshape(packed.shape)
@@ -125,7 +123,7 @@ def test_reproduces_published_results(k):
     crf.add_gaussian(xy_std=3.0, weight=3.0)
     crf.add_bilateral(photo(k), xy_std=80.0, rgb_std=13.0, weight=10.0)
     result = colours[crf.inference(5).argmax(axis=0)]
-    published = np.asarray(Image.open(EXAMPLES / f"out{k}.png").convert("RGB")).astype(np.uint32)
+    published = np.asarray(Image.open(example_path(f"out{k}.png")).convert("RGB")).astype(np.uint32)
     published = published[..., 0] << 16 | published[..., 1] << 8 | published[..., 2]
     assert (result == published).mean() >= 0.998
 

@@ -1,7 +1,5 @@
 """The permutohedral lattice and the exact mean field against brute-force oracles."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -18,14 +16,13 @@ from deeplab_ref.crf import (
     gaussian_features,
     unary_from_probs,
 )
+from deeplab_ref.crf.examples import example_path
 from deeplab_ref.crf.fast_filter import accumulate_product
 from deeplab_ref.crf.permutohedral import _unique_inverse, elevate
 
-EXAMPLES = Path(__file__).parent / "data" / "pydensecrf_examples"
-
 
 def crop(k=1, rows=slice(100, 150), cols=slice(100, 160)):
-    return np.array(Image.open(EXAMPLES / f"im{k}.png").convert("RGB"))[rows, cols]
+    return np.array(Image.open(example_path(f"im{k}.png")).convert("RGB"))[rows, cols]
 
 
 def test_exact_filter_is_the_gaussian_sum():

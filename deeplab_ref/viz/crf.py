@@ -1,10 +1,8 @@
 """Figures for the fully connected CRF (DeepLab Sec. 3.3, Fig. 5 and 6): a coarse output-stride-8
 score map before and after the CRF, the permutohedral lattice's splat / blur / slice, and the
-effect of the kernel parameters. The photos are pydensecrf's examples, kept with the tests."""
+effect of the kernel parameters. The photos are pydensecrf's examples (deeplab_ref.crf.examples)."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -12,17 +10,16 @@ from PIL import Image
 from scipy import ndimage
 
 from deeplab_ref.crf import PermutohedralLattice, dense_crf
+from deeplab_ref.crf.examples import FOLDER, example_path
 from deeplab_ref.crf.permutohedral import elevate
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "tests" / "data" / "pydensecrf_examples"
+EXAMPLES = FOLDER  # where load_example reads; a test points it elsewhere
 IGNORE = 255
 
 
 def _read_rgb(name: str) -> np.ndarray:
-    path = EXAMPLES / name
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: the CRF examples live in {EXAMPLES}")
-    return np.array(Image.open(path).convert("RGB"))
+    """Example file ``name`` from EXAMPLES as (H, W, 3) uint8 RGB."""
+    return np.array(Image.open(example_path(name, EXAMPLES)).convert("RGB"))
 
 
 def load_example(k: int) -> dict[str, np.ndarray]:
