@@ -41,7 +41,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--preset", choices=list(PRESETS), help="default: cpu-synthetic, or the resumed run's"
     )
     train.add_argument("--out", type=Path, required=True, help="run folder (checkpoint, log)")
-    train.add_argument("--data-root", help="VOCdevkit/VOC2012 folder (VOC presets)")
+    train.add_argument(
+        "--dataset",
+        choices=["folder"],
+        help="folder: train on your own images (--data-root holds images/ and masks/)",
+    )
+    train.add_argument(
+        "--data-root", help="VOCdevkit/VOC2012 (VOC presets), or your folder (--dataset folder)"
+    )
+    train.add_argument(
+        "--num-classes", type=_positive_int, help="with --dataset folder and no classes.txt"
+    )
     train.add_argument(
         "--resume", action="store_true", help="continue --out's run with its own settings"
     )
@@ -95,6 +105,15 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         "imagenet_weights",
     )
     overrides = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    if args.dataset == "folder":
+        if args.data_root is None:
+            raise ValueError("--dataset folder needs --data-root: the folder of images/ and masks/")
+        from deeplab_ref.data.folder import read_class_names
+
+        names = read_class_names(Path(args.data_root), args.num_classes)
+        overrides.update(dataset="folder", dataset_options={}, num_classes=len(names))
+    elif args.num_classes is not None:
+        raise ValueError("--num-classes applies to --dataset folder (the presets fix theirs)")
     if not args.resume:
         return get_preset(args.preset or "cpu-synthetic", **overrides)
     if args.overwrite:
@@ -120,6 +139,26 @@ def run_train(args: argparse.Namespace) -> None:
         print(f"checkpoint and log in {args.out}")
 
 
+def _evaluation_split(args: argparse.Namespace, config: TrainConfig) -> str:
+    """Apply ``--data-root`` and ``--split`` to a trained run's settings; the split to build."""
+    if config.dataset == "synthetic" and args.data_root is not None:
+        raise ValueError(
+            f"--data-root: {args.checkpoint} was trained on the built-in synthetic scenes, "
+            "which have no data folder"
+        )
+    if args.data_root is not None:
+        config.data_root = args.data_root
+    if config.dataset == "voc":
+        if args.split is not None:
+            config.val_split = args.split  # a VOC split list; a missing one is named
+        return "val"
+    if args.split not in (None, "train", "val"):
+        raise ValueError(
+            f"--split must be train or val for {config.dataset} data, got {args.split!r}"
+        )
+    return args.split or "val"
+
+
 def run_evaluate(args: argparse.Namespace) -> None:
     from deeplab_ref.checkpoint import load_trained_model
     from deeplab_ref.crf_evaluation import evaluate_crf
@@ -128,24 +167,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
     from deeplab_ref.report import TRIMAP_WIDTHS, results_table
 
     model, config = load_trained_model(args.checkpoint)
-    split = "val"
-    if config.dataset == "synthetic":
-        if args.data_root is not None:
-            raise ValueError(
-                f"--data-root: {args.checkpoint} was trained on the built-in synthetic scenes, "
-                "which have no data folder"
-            )
-        if args.split not in (None, "train", "val"):
-            raise ValueError(
-                f"--split must be train or val for the synthetic scenes, got {args.split!r}"
-            )
-        split = args.split or "val"
-    else:
-        if args.data_root is not None:
-            config.data_root = args.data_root
-        if args.split is not None:
-            config.val_split = args.split
-    dataset = build_dataset(config, split)
+    dataset = build_dataset(config, _evaluation_split(args, config))
     device = distributed.resolve_device(args.device)
     model.to(device)
     if args.crf:

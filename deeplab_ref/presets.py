@@ -15,9 +15,11 @@ from pathlib import Path
 
 import torch
 
-from deeplab_ref.data import SyntheticSegmentation, VOCSegmentation
+from deeplab_ref.data import FolderSegmentation, SyntheticSegmentation, VOCSegmentation
 from deeplab_ref.data.transforms import eval_transform
 from deeplab_ref.models import DeepLabV2, deeplab_v2, load_imagenet_weights
+
+DATASETS = ("voc", "synthetic", "folder")
 
 
 @dataclass
@@ -48,8 +50,8 @@ class TrainConfig:
     num_classes: int = 21
     imagenet_weights: str | None = None  # a torchvision .pth file, "default", or None
     # the data
-    dataset: str = "voc"  # "voc" or "synthetic"
-    data_root: str | None = None  # VOCdevkit/VOC2012
+    dataset: str = "voc"  # "voc", "synthetic" or "folder" (your own images)
+    data_root: str | None = None  # VOCdevkit/VOC2012, or the folder of images/ and masks/
     train_split: str = "train_aug"
     val_split: str = "val"
     dataset_options: dict = field(default_factory=dict)  # for SyntheticSegmentation
@@ -88,8 +90,13 @@ class TrainConfig:
             )
         if not self.base_lr > 0:
             raise ValueError(f"base_lr must be positive, got {self.base_lr!r}")
-        if self.dataset not in ("voc", "synthetic"):
-            raise ValueError(f"dataset must be 'voc' or 'synthetic', got {self.dataset!r}")
+        if self.dataset not in DATASETS:
+            raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
+        if self.dataset == "folder" and self.data_root is None:
+            raise ValueError(
+                "data_root is required for dataset='folder': pass the folder holding images/ "
+                "and masks/ (--data-root PATH)"
+            )
         if self.dataset == "voc" and self.data_root is None:
             raise ValueError(
                 "data_root is required for dataset='voc': pass the VOCdevkit/VOC2012 folder "
@@ -195,5 +202,9 @@ def build_dataset(config: TrainConfig, split: str) -> torch.utils.data.Dataset:
         # The synthetic data's own seed stays fixed unless set: training seeds vary the run, not the data.
         options = {"seed": 0, **config.dataset_options}
         return SyntheticSegmentation(split, transform=transform, **options)
+    if config.dataset == "folder":
+        return FolderSegmentation(
+            config.data_root, split, config.num_classes, transform, **config.dataset_options
+        )
     voc_split = config.train_split if split == "train" else config.val_split
     return VOCSegmentation(Path(config.data_root), voc_split, transform=transform)
