@@ -1,15 +1,14 @@
 """The NumPy dense CRF against pydensecrf (Krähenbühl's C++ code), the independent oracle."""
 
 import numpy as np
+import pydensecrf.densecrf as dcrf
+import pydensecrf.eigen as pd_eigen
+import pydensecrf.utils as pd_utils
 import pytest
 from PIL import Image
 
 from deeplab_ref.crf import DenseCRF, dense_crf, unary_from_labels, unary_from_probs
 from deeplab_ref.crf.examples import example_path
-
-dcrf = pytest.importorskip("pydensecrf.densecrf")
-pd_utils = pytest.importorskip("pydensecrf.utils")
-pd_eigen = pytest.importorskip("pydensecrf.eigen")
 
 # (pos_xy_std, pos_w, bi_xy_std, bi_rgb_std, bi_w)
 PARAMETERS = {

@@ -17,7 +17,11 @@ from deeplab_ref.crf import (
     unary_from_probs,
 )
 from deeplab_ref.crf.examples import example_path
-from deeplab_ref.crf.fast_filter import accumulate_product
+from deeplab_ref.crf.mean_field_filters import (
+    ExactScaledFilter,
+    LatticeFilter,
+    accumulate_product,
+)
 from deeplab_ref.crf.permutohedral import _unique_inverse, elevate
 
 
@@ -93,19 +97,29 @@ def test_lattice_on_colour_features_approximates_the_normalised_gaussian():
     assert np.median(normalised_error) < 0.005 and normalised_error.max() < 0.1
 
 
-def test_scaled_filter_is_the_filter_with_folded_scales():
-    features = bilateral_features(crop(), xy_std=20.0, rgb_std=10.0)
+@pytest.mark.parametrize("exact", [False, True])
+def test_mean_field_filter_is_the_filter_with_folded_scales(exact):
+    features = bilateral_features(crop(rows=slice(100, 130)), xy_std=20.0, rgb_std=10.0)
     rng = np.random.default_rng(5)
     values = rng.random((len(features), 4), dtype=np.float32)
     before, after = rng.random(len(features), dtype=np.float32), rng.random(len(features))
-    lattice = PermutohedralLattice(features)
+    gaussian = ExactGaussianFilter(features) if exact else PermutohedralLattice(features)
+    build = ExactScaledFilter if exact else LatticeFilter
+    kernel = build(gaussian, before, after.astype(np.float32))
+    once = np.zeros_like(values)
+    kernel(values, once)
+    expected = after[:, None] * gaussian.filter(before[:, None] * values)
+    np.testing.assert_allclose(once, expected, rtol=1e-5)
     out = np.ones_like(values)
-    fast = lattice.scaled_filter(before, after.astype(np.float32))
-    fast(values, out)
-    expected = 1 + after[:, None] * lattice.filter(before[:, None] * values)
-    np.testing.assert_allclose(out, expected, rtol=1e-5)
-    fast(values, out)  # buffers are reused: a second call adds the same again
-    np.testing.assert_allclose(out, 2 * expected - 1, rtol=1e-5)
+    kernel(values, out)
+    kernel(values, out)  # buffers are reused: a second call adds the same again
+    np.testing.assert_allclose(out, 1 + 2 * expected, rtol=1e-5)
+    # spread once, then gather block by block: what mean field does, the same numbers
+    blocks = np.zeros_like(values)
+    spread = kernel.spread(values)
+    for start in range(0, len(values), 700):
+        kernel.gather(spread, blocks, slice(start, start + 700))
+    np.testing.assert_array_equal(blocks, once)
 
 
 def test_lattice_filter_of_a_constant_grows_with_density():
@@ -159,7 +173,8 @@ def small_crf(exact, include_self=True):
 
 def test_exact_mean_field_agrees_with_pydensecrf():
     """The lattice is an approximation, so the exact CRF and pydensecrf differ on some labels."""
-    dcrf = pytest.importorskip("pydensecrf.densecrf")
+    import pydensecrf.densecrf as dcrf  # a dev dependency: missing, this test fails
+
     crf = small_crf(exact=True)
     theirs = dcrf.DenseCRF2D(50, 40, 3)
     theirs.setUnaryEnergy(np.ascontiguousarray(-crf.neg_unary.T))  # softmax-equivalent unary

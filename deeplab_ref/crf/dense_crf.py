@@ -17,7 +17,8 @@ posterior by a product Q(x) = prod_i Q_i(x_i) and updates every pixel at once:
 where ``Ktilde = n * K(n * .)`` is the Gaussian filter over the kernel's features with symmetric
 normalisation ``n = 1 / sqrt(K(1))``. As in pydensecrf (the C++ code DeepLab used), a pixel's own
 term stays in the sum, and K is the permutohedral lattice's approximation (``permutohedral.py``);
-``exact.py`` gives the brute-force filter for small images.
+``exact.py`` gives the brute-force filter for small images. ``mean_field_filters.py`` runs either
+inside the loop, with the normalisation and weight folded in.
 """
 
 from __future__ import annotations
@@ -26,8 +27,13 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from deeplab_ref.crf.exact import ExactGaussianFilter, ExactScaledFilter
-from deeplab_ref.crf.fast_filter import ROW_BLOCK, LatticeFilter
+from deeplab_ref.crf.exact import ExactGaussianFilter
+from deeplab_ref.crf.mean_field_filters import (
+    ROW_BLOCK,
+    ExactScaledFilter,
+    LatticeFilter,
+    MeanFieldFilter,
+)
 from deeplab_ref.crf.permutohedral import PermutohedralLattice
 
 NORMALIZATIONS = ("symmetric", "after", "before", "none")
@@ -126,7 +132,7 @@ class DenseCRF:
         self.best_neg_unary = -best[:, None]
         # Pixels in rows, labels in columns: the layout sparse-times-dense products run fastest on.
         self.neg_unary = np.ascontiguousarray((best - flat).T)
-        self.kernels: list[LatticeFilter | ExactScaledFilter] = []
+        self.kernels: list[MeanFieldFilter] = []
         self.weights: list[float] = []
 
     def add_kernel(
@@ -166,7 +172,12 @@ class DenseCRF:
         after = norm if normalization in ("symmetric", "after") else None
         weight_ = np.float32(_finite("weight", weight))
         after = np.full(len(features), weight_, np.float32) if after is None else after * weight_
-        self.kernels.append(gaussian.scaled_filter(before, after))
+        kernel: MeanFieldFilter = (
+            ExactScaledFilter(gaussian, before, after)
+            if exact
+            else LatticeFilter(gaussian, before, after)
+        )
+        self.kernels.append(kernel)
         self.weights.append(float(weight))
 
     def add_gaussian(self, xy_std: float, weight: float, **options) -> None:

@@ -7,8 +7,8 @@ every pixel i and label l,
 
 over all N pixels j: O(N^2) time. This module computes it exactly, a block of rows at a time so
 that memory stays O(block * N). It is too slow for whole photos (500x375 means 3.5e10 kernel
-values per step) but it is the ground truth that the permutohedral lattice approximates, and a
-drop-in filter for ``DenseCRF`` on small images.
+values per step) but it is the ground truth that the permutohedral lattice approximates, and the
+filter of ``DenseCRF.add_kernel(..., exact=True)`` on small images.
 """
 
 from __future__ import annotations
@@ -69,30 +69,3 @@ class ExactGaussianFilter:
         if not self.include_self:
             out -= values
         return out
-
-    def scaled_filter(
-        self, before: np.ndarray | None = None, after: np.ndarray | None = None
-    ) -> ExactScaledFilter:
-        """``after * K(before * values)`` for values (N, C), with the lattice filter's interface."""
-        return ExactScaledFilter(self, before, after)
-
-
-class ExactScaledFilter:
-    """``spread`` computes ``after * K(before * values)`` for all points; ``gather`` adds the
-    rows asked for to an output (the interface of ``fast_filter.LatticeFilter``)."""
-
-    def __init__(
-        self, gaussian: ExactGaussianFilter, before: np.ndarray | None, after: np.ndarray | None
-    ) -> None:
-        self.gaussian = gaussian
-        self.before = 1.0 if before is None else before[:, None]
-        self.after = 1.0 if after is None else after[:, None]
-
-    def spread(self, values: np.ndarray) -> np.ndarray:
-        return (self.after * self.gaussian.filter(self.before * values)).astype(np.float32)
-
-    def gather(self, filtered: np.ndarray, out: np.ndarray, rows: slice) -> None:
-        out[rows] += filtered[rows]
-
-    def __call__(self, values: np.ndarray, out: np.ndarray) -> None:
-        out += self.spread(values)

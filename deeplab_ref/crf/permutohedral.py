@@ -28,8 +28,6 @@ from typing import NamedTuple
 import numpy as np
 import scipy.sparse as sp
 
-from deeplab_ref.crf.fast_filter import LatticeFilter
-
 
 def elevate(features: np.ndarray) -> np.ndarray:
     """Scale features (d, N) and embed them in the plane sum(x) = 0 of R^{d+1}: (d + 1, N) float32.
@@ -285,12 +283,6 @@ class PermutohedralLattice:
         shape = (self.n_points, self.n_vertices)
         return sp.csr_matrix((weights.ravel(), self.vertex.ravel(), indptr), shape=shape)
 
-    def scaled_filter(
-        self, before: np.ndarray | None = None, after: np.ndarray | None = None
-    ) -> LatticeFilter:
-        """``after * K(before * values)`` for values (N, C), fast; see ``fast_filter.py``."""
-        return LatticeFilter(self, before, after)
-
     def splat(self, values: np.ndarray) -> np.ndarray:
         """Lattice values (M, ...): each point's values (N, ...) spread over its corners."""
         return self.slice_matrix().T @ np.asarray(values, dtype=np.float32)
@@ -308,6 +300,7 @@ class PermutohedralLattice:
     def filter(self, values: np.ndarray) -> np.ndarray:
         """Approximate Gaussian filter of values (N,) or (N, C): splat, blur, slice (float32).
 
-        ``scaled_filter`` computes the same with reused buffers, for mean field's inner loop.
+        ``mean_field_filters.LatticeFilter`` computes the same with the kernel's scales folded in
+        and reused buffers, for mean field's inner loop.
         """
         return self.slice(self.blur(self.splat(values)))

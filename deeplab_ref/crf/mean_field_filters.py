@@ -1,19 +1,29 @@
-"""A built permutohedral lattice, run fast inside mean field's loop (DeepLab Sec. 3.3).
+"""The filters that mean field runs in every step (DeepLab Sec. 3.3), behind one interface.
 
-Every mean-field step filters Q (N, C) with each kernel. The lattice's splat, blur and slice are
-sparse matrices (``permutohedral.py``); what makes them fast in NumPy/SciPy is moving less memory:
+Each mean-field step adds, for every kernel, ``after * K(before * Q)`` to the energies, with Q
+(N, C) the current label probabilities, K a Gaussian filter over the kernel's features and
+``before``, ``after`` the kernel's normalisation (and weight) per point. ``MeanFieldFilter`` is
+what ``DenseCRF`` asks of such a filter, in two halves so that it can finish each block of
+pixels (unary, every kernel, softmax) while that block is in the processor's cache:
+
+* ``spread(Q)``: whatever work needs all points at once (for the lattice: splat and blur);
+* ``gather(spread, out, rows)``: add the filtered values of ``rows`` to ``out[rows]``.
+
+``LatticeFilter`` runs a built permutohedral lattice (``permutohedral.py``) and
+``ExactScaledFilter`` the brute-force filter (``exact.py``). The lattice's splat, blur and slice
+are sparse matrices; what makes them fast in NumPy/SciPy is moving less memory:
 
 * the kernel's normalisation and weight are folded into the splat and slice matrices once;
 * products write into buffers reused from step to step (``accumulate_product``), instead of a
   freshly allocated output each time;
 * the blur and the slice run over blocks of ``ROW_BLOCK`` rows, so the block being written stays
-  in the processor's cache while it is zeroed, summed into and (for the slice) turned into
-  probabilities by the caller, instead of travelling to memory and back several times.
+  in the cache while it is zeroed, summed into and (for the slice) turned into probabilities by
+  the caller, instead of travelling to memory and back several times.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import scipy.sparse as sp
@@ -21,10 +31,26 @@ import scipy.sparse as sp
 # The C++ loops behind scipy's sparse-times-dense product (y += A x); see accumulate_product.
 from scipy.sparse import _sparsetools
 
-if TYPE_CHECKING:
-    from deeplab_ref.crf.permutohedral import PermutohedralLattice
+from deeplab_ref.crf.exact import ExactGaussianFilter
+from deeplab_ref.crf.permutohedral import PermutohedralLattice
 
 ROW_BLOCK = 8192  # rows per block: 8192 x 21 labels x 4 bytes = 0.7 MB, within a core's L2 cache
+
+
+class MeanFieldFilter(Protocol):
+    """``values -> after * K(before * values)`` for values (N, C) float32, added to an output."""
+
+    def spread(self, values: np.ndarray) -> np.ndarray:
+        """The part that needs all points: an intermediate array for ``gather``."""
+        ...
+
+    def gather(self, spread: np.ndarray, out: np.ndarray, rows: slice) -> None:
+        """Add the filtered values of ``rows`` (a step-1 slice) to ``out[rows]``."""
+        ...
+
+    def __call__(self, values: np.ndarray, out: np.ndarray) -> None:
+        """Add the filtered values (N, C) to out (N, C), all rows."""
+        ...
 
 
 def accumulate_product(
@@ -50,9 +76,8 @@ def accumulate_product(
 
 
 class LatticeFilter:
-    """``values -> after * K(before * values)`` on a built lattice, in two halves so that a
-    caller can finish each block of rows before the next: ``spread`` (splat and blur, all
-    points) and ``gather`` (slice, the rows asked for). ``__call__`` runs both on all rows.
+    """``values -> after * K(before * values)`` on a built lattice: ``spread`` splats and blurs
+    (all points), ``gather`` slices (the rows asked for).
 
     Args:
         lattice: the built lattice.
@@ -91,10 +116,42 @@ class LatticeFilter:
             lattice_values, blurred = blurred, lattice_values
         return lattice_values
 
-    def gather(self, lattice_values: np.ndarray, out: np.ndarray, rows: slice) -> None:
-        """Add the slice of lattice_values (M, C) for ``rows`` of the points to out[rows]."""
-        accumulate_product(self.slicer, lattice_values, out, rows)
+    def gather(self, spread: np.ndarray, out: np.ndarray, rows: slice) -> None:
+        """Add the slice of the lattice values (M, C) for ``rows`` of the points to out[rows]."""
+        accumulate_product(self.slicer, spread, out, rows)
 
     def __call__(self, values: np.ndarray, out: np.ndarray) -> None:
         """Add ``after * K(before * values)`` to out, both (N, C) float32."""
         self.gather(self.spread(values), out, slice(0, self.n_points))
+
+
+class ExactScaledFilter:
+    """``values -> after * K(before * values)`` by brute force: ``spread`` filters all points
+    (O(N^2), nothing to gain from blocks), ``gather`` adds the rows asked for.
+
+    Args:
+        gaussian: the exact filter over the kernel's features.
+        before, after: per-point scales (N,) float32, or None for 1.
+    """
+
+    def __init__(
+        self,
+        gaussian: ExactGaussianFilter,
+        before: np.ndarray | None = None,
+        after: np.ndarray | None = None,
+    ) -> None:
+        self.gaussian = gaussian
+        self.before = 1.0 if before is None else before[:, None]
+        self.after = 1.0 if after is None else after[:, None]
+
+    def spread(self, values: np.ndarray) -> np.ndarray:
+        """``after * K(before * values)`` for all points, (N, C) float32."""
+        return (self.after * self.gaussian.filter(self.before * values)).astype(np.float32)
+
+    def gather(self, spread: np.ndarray, out: np.ndarray, rows: slice) -> None:
+        """Add ``spread[rows]`` to ``out[rows]``."""
+        out[rows] += spread[rows]
+
+    def __call__(self, values: np.ndarray, out: np.ndarray) -> None:
+        """Add ``after * K(before * values)`` to out, both (N, C)."""
+        out += self.spread(values)
