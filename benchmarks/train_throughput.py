@@ -3,12 +3,13 @@
 Run: ``python benchmarks/train_throughput.py [--device cuda] [--compile]``; ``--tiny`` runs a
 CPU-sized network (one bottleneck per stage, 8 channels) in seconds, for the smoke test.
 
-Every iteration is one full training step as ``deeplab_ref.train`` runs it: forward, the loss
-(``deeplab_loss``: every MSC scale and the fused scores), backward, SGD (momentum 0.9) with the
-paper's parameter groups, ``loss.item()``. Inputs are random crops already on the device; the data
-pipeline is measured apart below. The peer, ``torchvision.models.segmentation.deeplabv3_resnet101``
-(random weights, no auxiliary loss, its own trainable batch norm), trains with cross-entropy on its
-full-resolution scores; it runs when torchvision is importable.
+Every iteration of DeepLab-v2 is the trainer's own step, ``deeplab_ref.train_step.TrainingStep``,
+under the row's ``TrainConfig`` speed settings: forward, the loss (``deeplab_loss``: every MSC
+scale and the fused scores), backward, SGD (momentum 0.9) with the paper's parameter groups, the
+loss read back. Inputs are random crops already on the device; the data pipeline is measured apart
+below. The peer, ``torchvision.models.segmentation.deeplabv3_resnet101`` (random weights, no
+auxiliary loss, its own trainable batch norm), trains with cross-entropy on its full-resolution
+scores in a step of the same shape; it runs when torchvision is importable.
 
 Each row: images per second (batch x iterations / the median time of several synchronised runs,
 after warm-up), milliseconds per step, peak memory (``torch.cuda.max_memory_allocated``) and the
@@ -17,28 +18,25 @@ achieved FLOP/s: the FLOPs of one training step counted by torch's ``FlopCounter
 count is checked against 2 x the library's ``multiply_adds``. "x v3" is images/s over the peer's
 in the same setting; "200k crops" the recipe's time at that rate. Settings on the GPU, one lever
 added per row: fp32 (PyTorch's default, TF32 convolutions), bf16 autocast with channels-last
-memory (the trainer's GPU setting), cudnn.benchmark, fused SGD and, with ``--compile``,
-torch.compile of the forward and the loss (then also with CUDA graphs, its "reduce-overhead"
-mode, on the MSC model).
+memory, cudnn.benchmark, fused SGD and, with ``--compile``, torch.compile of the forward (then also
+with CUDA graphs, its "reduce-overhead" mode, on the MSC model).
 
 The data pipeline: the trainer's ``TrainSamples`` (the paper's augmentation) over VOC-layout JPEG
 and PNG files of 500x375 synthetic scenes, through a DataLoader with several worker counts.
 
 Goal: the 20,000-iteration VOC recipe (200,000 MSC crops) in 20 GPU minutes, i.e.
-167 images/s with MSC (170 in round figures).
-
-Measured on one H100 80GB (torch 2.11, 16 CPU cores), MSC, batch 10, 321x321: fp32 54 images/s,
-bf16 channels-last 62-70, + torch.compile 118-136, + CUDA graphs 269 (37 ms a step, 222 TFLOP/s,
-12.4 minutes for the recipe). Eager steps are bound by the host's ~6,000 kernel launches a step,
-hence the wide spread of the eager rows; CUDA graphs remove that. The data pipeline delivered 258
-images/s with 4 workers and 784 with 15.
+167 images/s with MSC (170 in round figures). Measured figures, with the machine and the
+versions: ``benchmarks/results/train_throughput.md`` (``--results`` writes a run's table there).
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import os
+import platform
 import statistics
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, replace
@@ -54,15 +52,17 @@ from deeplab_ref.data import SyntheticSegmentation
 from deeplab_ref.data.transforms import IGNORE_INDEX
 from deeplab_ref.data.voc import write_label
 from deeplab_ref.loss import deeplab_loss
-from deeplab_ref.models import deeplab_v2, multiply_adds, param_groups
-from deeplab_ref.presets import TrainConfig, build_dataset, get_preset
+from deeplab_ref.models import deeplab_v2, multiply_adds
+from deeplab_ref.presets import TrainConfig, build_dataset
 from deeplab_ref.train import TrainSamples
+from deeplab_ref.train_step import TrainingStep, build_optimizer
 
 RECIPE_IMAGES = 200_000  # 20,000 iterations x batch 10
 GOAL_MINUTES = 20
 NUM_CLASSES = 21
 BASE_LR, WEIGHT_DECAY = 2.5e-4, 5e-4
-TINY_BACKBONE = get_preset("cpu-synthetic").backbone_options
+# --tiny: ResNet-101's layout with one bottleneck per stage, 8 channels wide.
+TINY_BACKBONE = {"blocks": (1, 1, 1, 1), "width": 8}
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,19 @@ class Setting:
     fused_sgd: bool = False
     compile: bool = False
     cuda_graphs: bool = False  # torch.compile's "reduce-overhead" mode
+
+    def train_config(self) -> TrainConfig:
+        """The trainer's settings for this row."""
+        return TrainConfig(
+            bf16=self.bf16,
+            channels_last=self.channels_last,
+            cudnn_benchmark=self.cudnn_benchmark,
+            fused_sgd=self.fused_sgd,
+            compile=self.compile,
+            compile_mode="reduce-overhead" if self.cuda_graphs else None,
+            base_lr=BASE_LR,
+            weight_decay=WEIGHT_DECAY,
+        )
 
     def label(self) -> str:
         precision = ("bf16 CL" if self.channels_last else "bf16") if self.bf16 else "fp32"
@@ -113,7 +126,7 @@ class Row:
 
 
 def build_deeplab_v2(msc: bool, tiny: bool):
-    """DeepLab-v2 ResNet-101 ASPP-L, its loss and the paper's parameter groups."""
+    """DeepLab-v2 ResNet-101 ASPP-L and its loss, trained by the trainer's own step."""
     model = deeplab_v2(
         "resnet101", "aspp-l", NUM_CLASSES, msc=msc, **(TINY_BACKBONE if tiny else {})
     )
@@ -121,11 +134,12 @@ def build_deeplab_v2(msc: bool, tiny: bool):
     def loss(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return deeplab_loss(model.supervised_scores(images), labels)
 
-    return model, loss, param_groups(model, BASE_LR, WEIGHT_DECAY)
+    return model, loss, None
 
 
 def build_deeplab_v3(msc: bool, tiny: bool):
-    """torchvision's DeepLab-v3 ResNet-101 (output stride 8), random weights, no auxiliary head."""
+    """torchvision's DeepLab-v3 ResNet-101 (output stride 8), random weights, no auxiliary head,
+    with its loss and optimiser groups for a step of the same shape as the trainer's."""
     from torchvision.models.segmentation import deeplabv3_resnet101
 
     model = deeplabv3_resnet101(
@@ -140,41 +154,59 @@ def build_deeplab_v3(msc: bool, tiny: bool):
     return model, loss, groups
 
 
+class PeerStep:
+    """The peer's step, shaped like ``TrainingStep``: autocast, loss, backward, SGD, loss read."""
+
+    def __init__(self, model, loss, groups, setting: Setting, device: torch.device) -> None:
+        self.model, self.setting, self.device = model, setting, device
+        if setting.channels_last:
+            model.to(memory_format=torch.channels_last)
+        fused = {"fused": True} if setting.fused_sgd else {}
+        self.optimizer = torch.optim.SGD(groups, lr=BASE_LR, momentum=0.9, **fused)
+        mode = "reduce-overhead" if setting.cuda_graphs else None
+        self.loss = torch.compile(loss, mode=mode) if setting.compile else loss
+
+    def __call__(self, pieces: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        ((images, labels),) = pieces
+        with torch.autocast(self.device.type, torch.bfloat16, enabled=self.setting.bf16):
+            loss = self.loss(images, labels)
+        loss.backward()
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.item()
+
+
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
-class TrainingStep:
+class TimedStep:
     """One training step of a model under a setting, on fixed random crops (N, 3, S, S) and
-    labels (N, S, S) with a strip of ignored pixels, as crops padded past an image's edge have."""
+    labels (N, S, S) with a strip of ignored pixels, as crops padded past an image's edge have.
+    DeepLab-v2 runs the trainer's ``TrainingStep``; the peer a step of the same shape."""
 
     def __init__(self, builder, msc: bool, setting: Setting, args, device: torch.device) -> None:
         torch.backends.cudnn.benchmark = setting.cudnn_benchmark
         torch.manual_seed(0)
         self.setting, self.device = setting, device
-        self.model, self.loss_fn, groups = builder(msc, args.tiny)
+        self.model, self.loss, groups = builder(msc, args.tiny)
+        self.model.to(device).train()
         memory_format = torch.channels_last if setting.channels_last else torch.contiguous_format
-        self.model.to(device=device, memory_format=memory_format).train()
         images = torch.randn(args.batch, 3, args.size, args.size, device=device)
         self.images = images.contiguous(memory_format=memory_format)
         self.labels = torch.randint(NUM_CLASSES, (args.batch, args.size, args.size), device=device)
         self.labels[:, :, : args.size // 10] = IGNORE_INDEX
-        fused = {"fused": True} if setting.fused_sgd else {}
-        self.optimizer = torch.optim.SGD(groups, lr=BASE_LR, momentum=0.9, **fused)
-        mode = "reduce-overhead" if setting.cuda_graphs else None
-        self.forward_loss = torch.compile(self.loss, mode=mode) if setting.compile else self.loss
-
-    def loss(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(self.device.type, torch.bfloat16, enabled=self.setting.bf16):
-            return self.loss_fn(images, labels)
+        if groups is None:  # DeepLab-v2: the trainer's step and optimiser
+            config = setting.train_config()
+            self.step = TrainingStep(
+                self.model, build_optimizer(self.model, config), config, device
+            )
+        else:
+            self.step = PeerStep(self.model, self.loss, groups, setting, device)
 
     def __call__(self) -> None:
-        self.optimizer.zero_grad(set_to_none=True)
-        loss = self.forward_loss(self.images, self.labels)
-        loss.backward()
-        self.optimizer.step()
-        loss.item()  # the trainer logs every step's loss, which waits for the step
+        self.step([(self.images, self.labels)])
 
     def count_flops(self) -> tuple[int, int]:
         """FLOPs of the forward (with the loss) and of the backward, counted on the eager model."""
@@ -196,7 +228,7 @@ class TrainingStep:
 
 def measure(name: str, builder, msc: bool, setting: Setting, args, device) -> Row:
     """Time ``setting`` on one model: median of ``args.runs`` runs after ``args.warmup`` steps."""
-    step = TrainingStep(builder, msc, setting, args, device)
+    step = TimedStep(builder, msc, setting, args, device)
     forward_flops, backward_flops = step.count_flops()
     twice_macs = step.twice_multiply_adds()
     if device.type == "cuda":
@@ -308,23 +340,25 @@ def data_pipeline_rates(args, device: torch.device) -> list[tuple[int, float]]:
     return rates
 
 
-def print_table(rows: list[Row]) -> None:
+def table_lines(rows: list[Row]) -> list[str]:
+    """The Markdown table of ``rows``, one string per line."""
     peers = {row.setting: row.images_per_s for row in rows if row.model == "tv DeepLab-v3"}
-    print(
+    lines = [
         f"| {'model':<15} | {'setting':<38} | {'img/s':>7} | {'spread':>6} | {'ms/step':>8} "
-        f"| {'peak GiB':>8} | {'TFLOP/s':>7} | {'x v3':>5} | {'200k crops':>10} |"
-    )
-    print("|" + "|".join("-" * width for width in (17, 40, 9, 8, 10, 10, 9, 7, 12)) + "|")
+        f"| {'peak GiB':>8} | {'TFLOP/s':>7} | {'x v3':>5} | {'200k crops':>10} |",
+        "|" + "|".join("-" * width for width in (17, 40, 9, 8, 10, 10, 9, 7, 12)) + "|",
+    ]
     for row in rows:
         peak = "-" if row.peak_gib is None else f"{row.peak_gib:.1f}"
         peer = peers.get(row.setting)
         ratio = "-" if peer is None else f"{row.images_per_s / peer:.2f}"
         minutes = RECIPE_IMAGES / row.images_per_s / 60
-        print(
+        lines.append(
             f"| {row.model:<15} | {row.setting.label():<38} | {row.images_per_s:>7.1f} "
             f"| {row.spread:>5.0%} | {row.batch / row.images_per_s * 1e3:>8.1f} | {peak:>8} "
             f"| {row.tflops():>7.1f} | {ratio:>5} | {minutes:>6.1f} min |"
         )
+    return lines
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -351,7 +385,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--tiny", action="store_true", help="CPU smoke size: narrow backbone, 33x33, batch 2"
     )
+    parser.add_argument(
+        "--results",
+        type=Path,
+        help="also write the report there (e.g. benchmarks/results/train_throughput.md)",
+    )
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     if args.tiny:
         args.device, args.size, args.batch, args.iters, args.runs, args.warmup = (
             "cpu", 33, 2, 1, 2, 1,
@@ -390,17 +430,24 @@ def run(args: argparse.Namespace) -> list[Row]:
         tv = torchvision.__version__
     except ImportError:
         tv = None
-    where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    print(
-        f"torch {torch.__version__} on {where}; torchvision {tv or 'not installed'}; "
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
+    report = []
+
+    def say(line: str = "") -> None:
+        print(line, flush=True)
+        report.append(line)
+
+    say(
+        f"torch {torch.__version__} on {where or 'CPU'} ({os.cpu_count()} CPU cores, "
+        f"{torch.get_num_threads()} threads); torchvision {tv or 'not installed'}; "
         f"{args.size}x{args.size} crops, batch {args.batch}, {args.iters} steps per run, "
         f"median of {args.runs} runs after {args.warmup} warm-up steps; "
         f"cudnn.allow_tf32={torch.backends.cudnn.allow_tf32}"
     )
     if tv is None:
-        print("note: torchvision is not importable, so the DeepLab-v3 peer is skipped")
+        say("note: torchvision is not importable, so the DeepLab-v3 peer is skipped")
     elif args.tiny:
-        print("note: --tiny has no CPU-sized DeepLab-v3, so the peer is skipped")
+        say("note: --tiny has no CPU-sized DeepLab-v3, so the peer is skipped")
     rows, flop_lines = [], {}
     for name, builder, msc, settings in cases(
         device, args.compile, args.models, tv is not None and not args.tiny
@@ -417,21 +464,26 @@ def run(args: argparse.Namespace) -> list[Row]:
                 f"{forward:.4g}, 2 x multiply_adds {check:.4g})"
             )
             print(f"  measured {name}, {setting.label()}: {row.images_per_s:.1f} img/s", flush=True)
-    print()
-    print("\n".join(flop_lines.values()))
-    print_table(rows)
+    say()
+    for line in [*flop_lines.values(), "", *table_lines(rows)]:
+        say(line)
     best = max((row for row in rows if row.model == "DeepLab-v2 MSC"), key=lambda r: r.images_per_s)
     goal = RECIPE_IMAGES / (GOAL_MINUTES * 60)
-    print(
+    say(
         f"best MSC: {best.images_per_s:.1f} img/s ({best.setting.label()}), "
         f"{best.images_per_s / goal:.2f} x the goal of {goal:.0f} img/s"
     )
     if args.data_workers:
-        print()
-        print("| data workers | img/s delivered | x best MSC step |")
-        print("|-------------:|----------------:|----------------:|")
+        say()
+        say("| data workers | img/s delivered | x best MSC step |")
+        say("|-------------:|----------------:|----------------:|")
         for workers, rate in data_pipeline_rates(args, device):
-            print(f"| {workers:>12} | {rate:>15.1f} | {rate / best.images_per_s:>15.2f} |")
+            say(f"| {workers:>12} | {rate:>15.1f} | {rate / best.images_per_s:>15.2f} |")
+    if args.results is not None:
+        command = "python benchmarks/train_throughput.py " + " ".join(args.argv)
+        args.results.write_text(
+            f"# Training throughput\n\n`{command}`\n\n" + "\n".join(report) + "\n"
+        )
     return rows
 
 

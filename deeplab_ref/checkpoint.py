@@ -34,6 +34,10 @@ RUN_FIELDS = (
     "workers",
     "device",
     "channels_last",
+    "fused_sgd",
+    "cudnn_benchmark",
+    "compile",
+    "compile_mode",
 )
 
 

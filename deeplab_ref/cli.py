@@ -59,6 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--overwrite", action="store_true", help="start again in an --out that holds a run"
     )
     train.add_argument("--checkpoint-every", type=_positive_int, help="iterations between saves")
+    train.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        help="the forward pass through torch.compile (default: the preset's; on for VOC)",
+    )
+    train.add_argument(
+        "--compile-mode", help="torch.compile's mode, e.g. reduce-overhead (CUDA graphs)"
+    )
     train.add_argument("--max-iter", type=_positive_int, help="override the preset's iterations")
     train.add_argument("--batch-size", type=_positive_int, help="images per SGD step")
     train.add_argument("--accumulation", type=_positive_int, help="forward passes per step")
@@ -103,6 +111,8 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         "workers",
         "checkpoint_every",
         "imagenet_weights",
+        "compile",
+        "compile_mode",
     )
     overrides = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     if args.dataset == "folder":

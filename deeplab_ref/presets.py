@@ -1,9 +1,12 @@
-"""Training configurations: the paper's VOC recipes (Sec. 4.1, Tables 3-4) and a CPU preset.
+"""Training configurations: the VOC recipes of Tables 3-4 (Sec. 4.1) as released, and a CPU preset.
 
 A ``TrainConfig`` is plain data (it is saved inside every checkpoint); ``build_model`` and
-``build_dataset`` turn it into the network and the dataset. The VOC presets follow the paper:
-321x321 crops, batch 10, 20,000 iterations, poly learning rate from 1e-3 (VGG-16) or 2.5e-4
-(ResNet-101). The CPU preset keeps every DeepLab ingredient (atrous backbone at output stride 8,
+``build_dataset`` turn it into the network and the dataset. Each number of the VOC presets has
+its source beside it: the paper's text (batch 10, 20,000 iterations, poly with power 0.9,
+momentum 0.9, weight decay 5e-4, 1e-3 for VGG-16, multi-scale inputs and random scaling for
+ResNet-101), the released Caffe configurations where the text is silent (321x321 crops, the
+2.5e-4 rate of ResNet-101, the discrete scales, testing on 513x513 padded images), or ours (the
+ResNet block layout of torchvision's weights, the CRF values). The CPU preset keeps every DeepLab ingredient (atrous backbone at output stride 8,
 ASPP, multi-scale inputs, the CRF at test time) in a network small enough to train on the
 synthetic data in minutes (``deeplab_ref.models.small``).
 """
@@ -20,12 +23,18 @@ from deeplab_ref.data.transforms import eval_transform
 from deeplab_ref.models import DeepLabV2, deeplab_v2, load_imagenet_weights
 
 DATASETS = ("voc", "synthetic", "folder")
+COMPILE_MODES = (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 @dataclass
 class CRFConfig:
     """Fully connected CRF parameters (Sec. 3.3): bilateral (w1, sigma_alpha, sigma_beta) and
-    Gaussian (w2, sigma_gamma) kernels, mean-field iterations."""
+    Gaussian (w2, sigma_gamma) kernels, mean-field iterations (10, Sec. 4.1.1).
+
+    The paper reports no selected values. The defaults are the ResNet-101 ones of
+    kazuto1011/deeplab-pytorch, which attributes them to the official release (second-hand: the
+    released files we could read do not hold them); ``search_crf_parameters`` finds a trained
+    model's own."""
 
     bi_w: float = 4.0
     bi_xy_std: float = 67.0
@@ -56,8 +65,15 @@ class TrainConfig:
     val_split: str = "val"
     dataset_options: dict = field(default_factory=dict)  # for SyntheticSegmentation
     crop_size: int = 321
-    scale_range: tuple[float, float] = (0.5, 1.5)
+    # Random scaling: a factor per sample from the interval scale_range or, when scales is set,
+    # from that finite set (then scale_range must be None); neither: no scaling.
+    scale_range: tuple[float, float] | None = (0.5, 1.5)
+    scales: tuple[float, ...] | None = None
     normalization: str = "imagenet"
+    # Evaluation: pad each image (mean colour) to eval_padding x eval_padding before the network
+    # and crop the scores back, as the released test network does (``deeplab_ref.prediction``);
+    # None runs the image as it is and resizes the scores to it.
+    eval_padding: int | None = None
     # the optimisation
     batch_size: int = 10
     accumulation: int = 1
@@ -74,6 +90,10 @@ class TrainConfig:
     device: str = "auto"
     bf16: bool = True  # on a GPU only
     channels_last: bool = True  # on a GPU only
+    fused_sgd: bool = True  # on a GPU only: one kernel for the optimiser step
+    cudnn_benchmark: bool = True  # on a GPU only: fixed crop sizes, so cuDNN may choose once
+    compile: bool = False  # the forward pass through torch.compile
+    compile_mode: str | None = None  # torch.compile's mode; "reduce-overhead": CUDA graphs
     crf: CRFConfig = field(default_factory=CRFConfig)
 
     def validate(self) -> None:
@@ -112,8 +132,30 @@ class TrainConfig:
                 "imagenet_weights (--imagenet-weights) does not apply: the small backbone "
                 "trains from scratch, it has no ImageNet checkpoint"
             )
+        if self.compile_mode not in COMPILE_MODES:
+            raise ValueError(
+                f"compile_mode must be one of {COMPILE_MODES}, got {self.compile_mode!r}"
+            )
         if self.workers < 0:
             raise ValueError(f"workers must be >= 0, got {self.workers}")
+        self._validate_scaling()
+
+    def _validate_scaling(self) -> None:
+        if self.scales is not None:
+            if self.scale_range is not None:
+                raise ValueError(
+                    f"scales={self.scales} and scale_range={self.scale_range} both set the random "
+                    "scaling: set scale_range=None to draw from scales"
+                )
+            if not self.scales or any(not s > 0 for s in self.scales):
+                raise ValueError(f"scales must be positive factors, got {self.scales!r}")
+        elif self.scale_range is not None:
+            low, high = self.scale_range
+            if not 0 < low <= high:
+                raise ValueError(f"scale_range must be (low, high), 0 < low <= high, got {low, high}")
+        padding = self.eval_padding
+        if padding is not None and (not isinstance(padding, int) or padding < 1):
+            raise ValueError(f"eval_padding must be a positive integer or None, got {padding!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -127,14 +169,18 @@ class TrainConfig:
         values = dict(values)
         if isinstance(values.get("crf"), dict):
             values["crf"] = CRFConfig(**values["crf"])
-        if "scale_range" in values:
-            values["scale_range"] = tuple(values["scale_range"])
+        for name in ("scale_range", "scales"):
+            if values.get(name) is not None:
+                values[name] = tuple(values[name])
         return cls(**values)
 
 
 # Eight loading processes deliver ~500 crops/s (benchmarks/train_throughput.py), above what an
 # H100 trains.
-_VOC = TrainConfig(dataset="voc", imagenet_weights="default", workers=8)
+# torch.compile: 2x the eager step on an H100 in benchmarks/train_throughput.py, same losses to
+# rounding (tests/test_train_step.py); --no-compile runs eager, --compile-mode reduce-overhead
+# adds CUDA graphs (the benchmark's fastest setting).
+_VOC = TrainConfig(dataset="voc", imagenet_weights="default", workers=8, compile=True)
 # VGG-16 trains from 1e-3; its CRF values are a release script's (see CRFConfig for ResNet's).
 _VOC_VGG16 = replace(
     _VOC,

@@ -20,15 +20,12 @@ optimiser's momentum, the iteration and the random state.
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from contextlib import nullcontext
 from pathlib import Path
 
 import torch
-from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 
 from deeplab_ref import distributed
@@ -40,10 +37,10 @@ from deeplab_ref.checkpoint import (
     save_checkpoint,
 )
 from deeplab_ref.data.transforms import train_transform
-from deeplab_ref.loss import deeplab_loss, valid_pixel_counts
-from deeplab_ref.models import DeepLabV2, param_groups
+from deeplab_ref.models import DeepLabV2
 from deeplab_ref.presets import TrainConfig, build_dataset, build_model
 from deeplab_ref.run_control import Progress, StopRequests, TrainingInterrupted
+from deeplab_ref.train_step import TrainingStep, build_optimizer
 
 LOG_NAME = "log.jsonl"
 
@@ -95,18 +92,6 @@ def forward_passes(config: TrainConfig, start: int, end: int) -> list[list[int]]
     ]
 
 
-class _SupervisedScores(nn.Module):
-    """The model's ``supervised_scores`` as a module's forward, so that DistributedDataParallel,
-    which wraps a forward, sees the call (its gradient exchange is prepared there)."""
-
-    def __init__(self, model: DeepLabV2) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
-        return self.model.supervised_scores(images)
-
-
 def train(
     config: TrainConfig,
     out_dir: str | Path,
@@ -145,30 +130,19 @@ def train(
     main_process, processes = distributed.is_main_process(), distributed.world_size()
     device = distributed.resolve_device(config.device)
     torch.manual_seed(config.seed)
-    model = build_model(config)
-    optimizer = torch.optim.SGD(
-        param_groups(model, config.base_lr, config.weight_decay), momentum=config.momentum
-    )
+    model = build_model(config).to(device)
+    optimizer = build_optimizer(model, config)
     start = _restore(checkpoint_path, config, model, optimizer, resume, overwrite, device)
     if not main_process:  # dropout masks must differ between processes, which see other images
         torch.manual_seed(config.seed * 1_000_003 + distributed.rank() * 1_009 + start)
-    model.to(device)
-    _move_optimizer_state(optimizer, device)
-    on_gpu = device.type == "cuda"
-    if on_gpu and config.channels_last:
-        model.to(memory_format=torch.channels_last)
-    # DDP averages the gradients over processes, but each process's loss below is already its
-    # share of the whole batch's loss (divided by the batch's pixel count): scaling it by the
-    # number of processes turns the average back into the batch's gradient.
-    network = _SupervisedScores(model)
-    network = network if processes == 1 else DistributedDataParallel(network)
+    step = TrainingStep(model, optimizer, config, device, processes)
 
     end = config.max_iter if stop_after is None else min(config.max_iter, start + stop_after)
     loader = DataLoader(
         TrainSamples(build_dataset(config, "train"), config),
         batch_sampler=forward_passes(config, start, end),
         num_workers=config.workers,
-        pin_memory=on_gpu,
+        pin_memory=device.type == "cuda",
         persistent_workers=config.workers > 0,
         # Its own generator: drawing the workers' seed from the global one would shift every
         # later dropout mask, and the resumed run's masks would differ from the straight run's.
@@ -183,38 +157,15 @@ def train(
     log = open(out_dir / LOG_NAME, "a") if main_process else nullcontext()
     with log, StopRequests() as stop:
         for iteration in range(start, end):
-            factor = poly_learning_rate(1.0, iteration, config.max_iter, config.power)
-            for group in optimizer.param_groups:
-                group["lr"] = config.base_lr * group["lr_mult"] * factor
-            pieces = [
-                [tensor.to(device, non_blocking=True) for tensor in next(batches)]
-                for _ in range(config.accumulation)
-            ]
-            loss_value = torch.zeros((), device=device)
-            for piece, (images, labels) in enumerate(pieces):
-                if on_gpu and config.channels_last:
-                    images = images.contiguous(memory_format=torch.channels_last)
-                last = piece == len(pieces) - 1
-                # Gradients are exchanged once per step, after the last forward pass.
-                with nullcontext() if last or processes == 1 else network.no_sync():
-                    with torch.autocast(
-                        device.type, torch.bfloat16, enabled=on_gpu and config.bf16
-                    ):
-                        outputs = network(images)
-                        if piece == 0:
-                            valid_pixels = _batch_valid_pixels(outputs, pieces)
-                        loss = deeplab_loss(outputs, labels, valid_pixels)
-                    (loss * processes).backward()
-                loss_value += loss.detach()
-            # One exchange gives every process the batch's loss and whether any was asked to stop.
-            summed = torch.stack([loss_value, torch.tensor(float(stop.requested), device=device)])
-            loss_value, stops = distributed.sum_tensor_over_processes(summed).tolist()
-            if not math.isfinite(loss_value):
-                raise FloatingPointError(f"the loss became {loss_value} at iteration {iteration}")
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            lr, done = config.base_lr * factor, iteration + 1
-            interrupted = stops > 0
+            lr = step.set_learning_rate(
+                poly_learning_rate(1.0, iteration, config.max_iter, config.power)
+            )
+            pieces = [next(batches) for _ in range(config.accumulation)]
+            try:
+                loss_value, interrupted = step(pieces, stop.requested)
+            except FloatingPointError as error:
+                raise FloatingPointError(f"{error} at iteration {iteration}") from error
+            done = iteration + 1
             if main_process:
                 report.update(done, loss_value, lr)
                 if done % config.log_every == 0 or done == end or interrupted:
@@ -274,23 +225,6 @@ def _cut_log(path: Path, iteration: int) -> None:
     temporary = path.with_name(path.name + ".tmp")
     temporary.write_text("".join(json.dumps(record) + "\n" for record in kept))
     os.replace(temporary, path)
-
-
-def _batch_valid_pixels(
-    outputs: list[torch.Tensor], pieces: list[list[torch.Tensor]]
-) -> torch.Tensor:
-    """The whole step's count of valid pixels at each score size: over this process's forward
-    passes, summed over the processes."""
-    sizes = [tuple(scores.shape[-2:]) for scores in outputs]
-    counts = sum(valid_pixel_counts(labels, sizes) for _, labels in pieces)
-    return distributed.sum_tensor_over_processes(counts)
-
-
-def _move_optimizer_state(optimizer: torch.optim.Optimizer, device: torch.device) -> None:
-    for state in optimizer.state.values():
-        for key, value in state.items():
-            if isinstance(value, torch.Tensor):
-                state[key] = value.to(device)
 
 
 def read_log(out_dir: str | Path) -> list[dict]:

@@ -1,0 +1,45 @@
+"""The training step the trainer and the benchmark share, compiled and eager (on the CPU)."""
+
+import pytest
+import torch
+
+from deeplab_ref.checkpoint import CHECKPOINT_NAME, read_checkpoint
+from deeplab_ref.train import read_log, train
+
+from small_setups import tiny_config
+
+# A tiny network: torch.compile's C++ code generation dominates the test's time.
+TINY_NET = {"backbone_options": {"width": 8}, "max_iter": 3, "log_every": 1}
+
+
+@pytest.fixture(scope="module")
+def eager_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("eager")
+    train(tiny_config(**TINY_NET), out, progress=False)
+    return out
+
+
+def test_compiled_training_gives_the_eager_losses_and_resumes_exactly(eager_run, tmp_path):
+    compiled = tiny_config(**TINY_NET, compile=True)
+    train(compiled, tmp_path / "straight", progress=False)
+    eager_losses = [r["loss"] for r in read_log(eager_run)]
+    compiled_losses = [r["loss"] for r in read_log(tmp_path / "straight")]
+    assert compiled_losses == pytest.approx(eager_losses, abs=1e-4, rel=1e-4)
+    train(compiled, tmp_path / "split", stop_after=2, progress=False)
+    train(compiled, tmp_path / "split", resume=True, progress=False)
+    straight = read_checkpoint(tmp_path / "straight" / CHECKPOINT_NAME)["model"]
+    resumed = read_checkpoint(tmp_path / "split" / CHECKPOINT_NAME)["model"]
+    for name, value in straight.items():
+        assert torch.equal(value, resumed[name]), name
+
+
+def test_a_run_may_resume_without_compiling(eager_run, tmp_path):
+    # compile changes the rounding, not the computation: it is a run setting, like the device.
+    train(tiny_config(**TINY_NET, compile=True), tmp_path, stop_after=2, progress=False)
+    train(tiny_config(**TINY_NET), tmp_path, resume=True, progress=False)
+    assert [r["iteration"] for r in read_log(tmp_path)] == [1, 2, 3]
+
+
+def test_bad_compile_mode_is_named():
+    with pytest.raises(ValueError, match="compile_mode"):
+        tiny_config(compile=True, compile_mode="fastest").validate()
