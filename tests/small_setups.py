@@ -13,6 +13,8 @@ TINY = {
     "checkpoint_every": 2,
     "log_every": 1,
     "dataset_options": {"length": 8, "image_size": 40},
+    # fp32: the tests compare runs to the last bit or to 1e-4, whatever the CPU computes bf16 in.
+    "bf16": False,
 }
 # A CPU-sized ResNet with the paper's frozen batch norm (the CPU preset's backbone trains its own).
 FROZEN_BN = {"backbone": "resnet101", "backbone_options": {"blocks": (1, 1, 1, 1), "width": 8}}

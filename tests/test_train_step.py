@@ -43,3 +43,27 @@ def test_a_run_may_resume_without_compiling(eager_run, tmp_path):
 def test_bad_compile_mode_is_named():
     with pytest.raises(ValueError, match="compile_mode"):
         tiny_config(compile=True, compile_mode="fastest").validate()
+
+
+def test_bf16_only_where_the_hardware_has_it(monkeypatch):
+    from deeplab_ref.train_step import native_bf16
+
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert not native_bf16(torch.device("cpu"))
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
+    assert native_bf16(torch.device("cpu"))
+
+
+def test_a_bf16_step_on_this_cpu_trains(tmp_path):
+    from deeplab_ref.presets import build_model
+    from deeplab_ref.train_step import TrainingStep, build_optimizer, native_bf16
+
+    config = tiny_config(**TINY_NET, bf16=True)
+    model = build_model(config)
+    step = TrainingStep(model, build_optimizer(model, config), config, torch.device("cpu"))
+    assert step.bf16 == native_bf16(torch.device("cpu"))
+    torch.manual_seed(0)
+    images, labels = torch.randn(2, 3, 33, 33), torch.randint(0, 5, (2, 33, 33))
+    losses = [step([(images, labels)])[0] for _ in range(8)]
+    assert all(torch.isfinite(torch.tensor(losses))) and losses[-1] < losses[0]
