@@ -1,4 +1,5 @@
-"""The CPU backbone: output stride 8 by atrous convolution, with the field of view of stride 16."""
+"""The CPU backbone: output stride 8 by atrous convolution, with the field of view of stride 16;
+16 and 32 by striding, with the same weights."""
 
 import pytest
 import torch
@@ -7,7 +8,9 @@ from deeplab_ref.models import SmallBackbone, count_parameters, deeplab_v2
 from deeplab_ref.receptive_field import receptive_field
 
 
-@pytest.mark.parametrize(("output_stride", "size", "expected"), [(8, 81, 11), (16, 81, 6)])
+@pytest.mark.parametrize(
+    ("output_stride", "size", "expected"), [(8, 81, 11), (16, 81, 6), (32, 81, 3)]
+)
 def test_output_stride(output_stride, size, expected):
     net = SmallBackbone(width=4, output_stride=output_stride)
     assert net(torch.zeros(1, 3, size, size)).shape == (1, 8, expected, expected)
@@ -20,6 +23,9 @@ def test_dilation_keeps_the_field_of_view_of_the_strided_network():
     # 16 strided, or 8 x rate 2 dilated): 1 + 2 (1 + 2 + 2 + 4 + 4 + 8 + 16) = 75
     assert dense.field_of_view == strided.field_of_view == (75, 75)
     assert (dense.stride, strided.stride) == ((8, 8), (16, 16))
+    # At output stride 32 the last layer strides too: 1 + 2 (1 + 2 + 2 + 4 + 4 + 8 + 16) again.
+    coarse = receptive_field(SmallBackbone(width=4, output_stride=32), (3, 81, 81))
+    assert coarse.field_of_view == (75, 75) and coarse.stride == (32, 32)
 
 
 def test_parameter_count_by_hand():
@@ -36,4 +42,4 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="width"):
         SmallBackbone(width=0)
     with pytest.raises(ValueError, match="output_stride"):
-        SmallBackbone(output_stride=32)
+        SmallBackbone(output_stride=4)
