@@ -44,3 +44,37 @@ def test_train_throughput_tiny(capsys):
 def test_train_throughput_rejects_bad_arguments():
     with pytest.raises(SystemExit):
         load_benchmark().parse_args(["--batch", "0"])
+
+
+def load_claims():
+    path = BENCHMARK.parent / "claims.py"
+    spec = importlib.util.spec_from_file_location("claims", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_claims_quick(tmp_path):
+    claims = load_claims()
+    runs = claims.main(
+        ["--quick", "--only", "output_stride", "--out", str(tmp_path), "--figures", str(tmp_path)]
+    )
+    assert [(r["variant"], r["seed"]) for r in runs] == [
+        (v, s) for v in ("OS 32", "OS 16", "OS 8") for s in (0, 1)
+    ]
+    fields = {"experiment", "variant", "scenes", "seed", "miou", "miou_crf", "band_miou"}
+    assert all(fields | {"train_seconds", "parameters"} <= set(r) for r in runs)
+    assert (tmp_path / "claims.json").is_file() and (
+        tmp_path / "claims_output_stride.png"
+    ).is_file()
+    assert "| OS 8 |" in (tmp_path / "claims.md").read_text()
+
+
+def test_claims_rules():
+    claims = load_claims()
+    # The paper's rates on a 41x41 map, at the same fraction of an 11x11 one.
+    assert claims.scaled_rates((6, 12, 18, 24)) == (2, 3, 5, 6)
+    assert claims.scaled_rates((12,)) == (3,)
+    assert claims.is_real([0.70, 0.72, 0.71], [0.60, 0.61, 0.62])
+    assert not claims.is_real([0.70, 0.60, 0.65], [0.66, 0.64, 0.68])

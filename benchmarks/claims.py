@@ -1,0 +1,300 @@
+"""What each idea of DeepLab buys: the paper's claims as small controlled experiments on a CPU.
+
+Each experiment isolates one idea, trains every variant with several seeds (the same iterations,
+data and recipe: the ``cpu-synthetic`` preset), and scores it on the synthetic validation scenes
+with and without the CRF: mIoU, and the mean IoU within bands around the boundaries (the
+paper's trimap metric, Fig. 10).
+
+1. **Output stride** (Sec. 3.1): one backbone at output stride 32, 16 and 8 (the same weights;
+   striding traded for dilation) with the head's rate scaled by the stride so that the field of
+   view is the same. Dense features should help most near boundaries.
+2. **Field of view** (Table 1): fc6 as 3x3 rate 1 (a small field), 3x3 at a large rate
+   (LargeFOV), and a 7x7 kernel at rate 1 with the same field for 5.4x the parameters (the
+   paper's 7x7 r4 vs 3x3 r12 point), on "crossed" scenes, where a pixel deep inside an object
+   needs to see the outline (classes share textures), and on "distinct" scenes (the control,
+   where local texture names the class).
+3. **ASPP** (Table 3): LargeFOV vs ASPP-S vs ASPP-L on scenes whose objects span a 12x range
+   of sizes.
+4. **Multi-scale inputs** (Table 4): with and without MSC on the same wide-range scenes; MSC at
+   the preset's learning rate and at a quarter of it (an earlier ablation ran it at a quarter).
+5. **The CRF** (Fig. 10): its gain in mean IoU within bands of 1 to 20 pixels, over the runs of
+   experiment 3.
+
+Geometry. The paper's rates were chosen for a 41x41 score map (a 321x321 crop at output stride
+8); here an 81x81 crop gives an 11x11 map. A rate r of the paper becomes max(1, round(r x 11 /
+41)) here (``scaled_rates``): ASPP-L's 6, 12, 18, 24 -> 2, 3, 5, 6; ASPP-S's 2, 4, 8, 12 -> 1,
+1, 2, 3; LargeFOV's 12 -> 3. Unscaled, rates 12-24 put nearly every tap in the padding of an
+11x11 map and the branches degenerate toward 1x1 convolutions.
+
+A difference between two variants is called real when the means differ by more than the sum
+of their standard deviations over the seeds (their mean +- std intervals do not overlap);
+otherwise it is within the seeds' spread, and no finding.
+
+Run: ``python benchmarks/claims.py`` (every experiment, 3 seeds), ``--quick`` (a smoke test: 2
+seeds, a few iterations, tiny splits), ``--only output_stride,crf``. Writes
+``benchmarks/results/claims.json`` (one object per run), ``claims.md`` (the tables) and
+``figures/claims_*.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from matplotlib.figure import Figure
+
+from deeplab_ref.crf_evaluation import evaluate_crf
+from deeplab_ref.data.synthetic import class_names
+from deeplab_ref.models import count_parameters
+from deeplab_ref.presets import build_dataset, get_preset
+from deeplab_ref.train import train
+
+ROOT = Path(__file__).resolve().parents[1]
+PAPER_MAP, MAP = 41, 11  # score map sides: the paper's 321 crop, our 81 crop, at stride 8
+BAND_WIDTHS = (1, 2, 3, 5, 10, 20)
+WIDE_SCALES = {"object_size": (8.0, 96.0)}  # a 12x range of object sizes in 96x96 scenes
+
+
+def scaled_rates(rates: tuple[int, ...], score_map: int = MAP) -> tuple[int, ...]:
+    """The paper's rates (for a 41x41 map) at the same fraction of a ``score_map`` map."""
+    return tuple(max(1, round(r * score_map / PAPER_MAP)) for r in rates)
+
+
+@dataclass
+class Variant:
+    name: str
+    options: dict  # TrainConfig overrides (backbone_options go to deeplab_v2)
+    scenes: dict = field(default_factory=dict)  # SyntheticSegmentation options
+
+
+def _head(rates: tuple[int, ...], **options) -> dict:
+    return {"backbone_options": {"width": 32, "atrous_rates": rates, **options}}
+
+
+EXPERIMENTS: dict[str, list[Variant]] = {
+    "output_stride": [
+        # LargeFOV's scaled rate 3 is not divisible by 4: rate 4 at OS 8 keeps 2 at 16, 1 at 32.
+        Variant("OS 32", _head((1,), output_stride=32)),
+        Variant("OS 16", _head((2,), output_stride=16)),
+        Variant("OS 8", _head((4,), output_stride=8)),
+    ],
+    "field_of_view": [
+        Variant(f"{name}, {scenes}", _head(rates, kernel_size=k), {"class_set": scenes})
+        for scenes in ("crossed", "distinct")
+        for name, rates, k in (
+            ("3x3 r1", (1,), 3),
+            ("3x3 r3", scaled_rates((12,)), 3),
+            ("7x7 r1", (1,), 7),
+        )
+    ],
+    "aspp": [
+        Variant(head, _head(scaled_rates(rates)), WIDE_SCALES)
+        for head, rates in (
+            ("LargeFOV", (12,)),
+            ("ASPP-S", (2, 4, 8, 12)),
+            ("ASPP-L", (6, 12, 18, 24)),
+        )
+    ],
+    "msc": [
+        Variant("no MSC", _head(scaled_rates((6, 12, 18, 24))), WIDE_SCALES),
+        Variant("MSC", {"msc": True, **_head(scaled_rates((6, 12, 18, 24)))}, WIDE_SCALES),
+        Variant(
+            "MSC, lr / 4",
+            {"msc": True, "base_lr": 0.0025, **_head(scaled_rates((6, 12, 18, 24)))},
+            WIDE_SCALES,
+        ),
+    ],
+}
+
+
+def run_variant(
+    experiment: str, variant: Variant, seed: int, settings: dict, scratch: Path
+) -> dict:
+    """Train and score one variant with one seed; the run's record for claims.json."""
+    scenes = {"cache": True, **variant.scenes, **settings["scenes"]}
+    config = get_preset(
+        "cpu-synthetic",
+        num_classes=len(class_names(scenes.get("class_set", "distinct"))),
+        seed=seed,
+        max_iter=settings["max_iter"],
+        checkpoint_every=settings["max_iter"],
+        log_every=max(1, settings["max_iter"] // 10),
+        dataset_options=scenes,
+        **variant.options,
+    )
+    start = time.perf_counter()
+    folder = scratch / f"{experiment}-{variant.name}-{seed}".replace(" ", "_").replace("/", "")
+    model = train(config, folder, progress=False)
+    train_seconds = time.perf_counter() - start
+    val = build_dataset(config, "val")
+    scores = evaluate_crf(model, val, config.num_classes, vars(config.crf), BAND_WIDTHS)
+    network, crf = scores["network"], scores["crf"]
+    record = {
+        "experiment": experiment,
+        "variant": variant.name,
+        "scenes": {k: v for k, v in scenes.items() if k != "cache"},
+        "seed": seed,
+        "iterations": config.max_iter,
+        "miou": network.confusion.mean_iou,
+        "miou_crf": crf.confusion.mean_iou,
+        "band_miou": dict(zip(BAND_WIDTHS, network.trimap.mean_iou.tolist(), strict=True)),
+        "band_miou_crf": dict(zip(BAND_WIDTHS, crf.trimap.mean_iou.tolist(), strict=True)),
+        "train_seconds": train_seconds,
+        "parameters": count_parameters(model),
+    }
+    print(json.dumps({k: record[k] for k in ("experiment", "variant", "seed", "miou")}), flush=True)
+    return record
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def is_real(a: list[float], b: list[float]) -> bool:
+    """The rule for a finding: the means differ by more than the two spreads together."""
+    (mean_a, std_a), (mean_b, std_b) = mean_std(a), mean_std(b)
+    return abs(mean_a - mean_b) > std_a + std_b
+
+
+def summarise(runs: list[dict]) -> dict[str, dict[str, dict]]:
+    """experiment -> variant -> metric -> the list of per-seed values."""
+    table: dict[str, dict[str, dict]] = {}
+    for run in runs:
+        cell = table.setdefault(run["experiment"], {}).setdefault(run["variant"], {})
+        for metric in ("miou", "miou_crf", "train_seconds", "parameters"):
+            cell.setdefault(metric, []).append(run[metric])
+        for width, value in run["band_miou"].items():
+            cell.setdefault(f"band {width}", []).append(value)
+        for width, value in run["band_miou_crf"].items():
+            cell.setdefault(f"band {width} crf", []).append(value)
+    return table
+
+
+def markdown(runs: list[dict]) -> str:
+    """One table per experiment (mean +- std over seeds), and which differences are real."""
+    lines = []
+    scenes = {(r["experiment"], r["variant"]): r["scenes"] for r in runs}
+    for experiment, variants in summarise(runs).items():
+        seeds = len(next(iter(variants.values()))["miou"])
+        lines += [
+            f"## {experiment} ({seeds} seeds)",
+            "",
+            "| variant | mIoU | mIoU + CRF | band mIoU 3 px | band mIoU 10 px | parameters | s |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for name, cell in variants.items():
+            shown = [cell[k] for k in ("miou", "miou_crf", "band 3", "band 10")]
+            lines.append(
+                f"| {name} | "
+                + " | ".join("{:.3f} +- {:.3f}".format(*mean_std(v)) for v in shown)
+                + f" | {int(cell['parameters'][0]):,} | {statistics.fmean(cell['train_seconds']):.0f} |"
+            )
+        # Compared: variants trained on the same scenes (the field-of-view experiment has two sets).
+        groups: dict[str, list[str]] = {}
+        for name in variants:
+            groups.setdefault(json.dumps(scenes[experiment, name], sort_keys=True), []).append(name)
+        verdicts = [
+            f"{a} vs {b}: "
+            + ("real" if is_real(variants[a]["miou"], variants[b]["miou"]) else "within the spread")
+            for names in groups.values()
+            for i, a in enumerate(names)
+            for b in names[i + 1 :]
+        ]
+        lines += ["", "mIoU differences: " + "; ".join(verdicts) + ".", ""]
+    crf = [r for r in runs if r["experiment"] == "aspp"]
+    if crf:
+        lines += ["## crf (the runs of aspp)", "", "| band width (px) | network | + CRF | gain |"]
+        lines.append("|---|---|---|---|")
+        for width in BAND_WIDTHS:
+            net = [r["band_miou"][width] for r in crf]
+            refined = [r["band_miou_crf"][width] for r in crf]
+            gain = [b - a for a, b in zip(net, refined, strict=True)]
+            lines.append(
+                f"| {width} | "
+                + " | ".join("{:.3f} +- {:.3f}".format(*mean_std(v)) for v in (net, refined, gain))
+                + " |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def figure(runs: list[dict], experiment: str) -> Figure:
+    """mIoU within the band against the band's width, mean +- std over seeds, per variant."""
+    fig = Figure(figsize=(6, 3.6))
+    ax = fig.subplots()
+    variants = summarise(runs)[experiment]
+    for name, cell in variants.items():
+        means, stds = zip(*(mean_std(cell[f"band {w}"]) for w in BAND_WIDTHS), strict=True)
+        ax.errorbar(BAND_WIDTHS, means, yerr=stds, marker="o", ms=3, capsize=2, label=name)
+    ax.set_xlabel("band width around the boundaries (pixels)")
+    ax.set_ylabel("mean IoU within the band")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.suptitle(f"{experiment}: mean +- std over seeds")
+    return fig
+
+
+def crf_figure(runs: list[dict]) -> Figure:
+    fig = Figure(figsize=(6, 3.6))
+    ax = fig.subplots()
+    crf = [r for r in runs if r["experiment"] == "aspp"]
+    for key, label in (("band_miou", "network"), ("band_miou_crf", "+ CRF")):
+        means, stds = zip(*(mean_std([r[key][w] for r in crf]) for w in BAND_WIDTHS), strict=True)
+        ax.errorbar(BAND_WIDTHS, means, yerr=stds, marker="o", ms=3, capsize=2, label=label)
+    ax.set_xlabel("band width around the boundaries (pixels)")
+    ax.set_ylabel("mean IoU within the band")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.suptitle("The CRF's gain near boundaries (the runs of the ASPP experiment)")
+    return fig
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke test: seconds, not minutes")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--max-iter", type=int, default=1500, help="iterations per run")
+    parser.add_argument("--only", help="comma-separated experiments (default: all)")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--figures", type=Path, default=ROOT / "figures")
+    args = parser.parse_args(argv)
+    settings = {"max_iter": args.max_iter, "scenes": {}}
+    if args.quick:
+        settings = {"max_iter": 4, "scenes": {"length": 8}}
+        args.seeds = min(args.seeds, 2)
+    chosen = list(EXPERIMENTS) if args.only is None else args.only.split(",")
+    if unknown := set(chosen) - set(EXPERIMENTS) - {"crf"}:
+        parser.error(f"--only: unknown experiments {sorted(unknown)}; see {list(EXPERIMENTS)}")
+    if "crf" in chosen and "aspp" not in chosen:
+        chosen.append("aspp")  # the CRF's experiment scores the ASPP runs
+    runs = []
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as scratch:
+        for experiment in (e for e in EXPERIMENTS if e in chosen):
+            for variant in EXPERIMENTS[experiment]:
+                for seed in range(args.seeds):
+                    runs.append(run_variant(experiment, variant, seed, settings, Path(scratch)))
+    wall = time.perf_counter() - start
+    table = markdown(runs)
+    print(table)
+    print(f"the suite took {wall / 60:.1f} minutes")
+    args.out.mkdir(parents=True, exist_ok=True)
+    args.figures.mkdir(parents=True, exist_ok=True)
+    (args.out / "claims.json").write_text(json.dumps(runs, indent=1) + "\n")
+    (args.out / "claims.md").write_text(
+        f"# What each idea buys\n\n`python benchmarks/claims.py {' '.join(argv or [])}`"
+        f" ({wall / 60:.0f} minutes)\n\n{table}"
+    )
+    for experiment in {r["experiment"] for r in runs}:
+        figure(runs, experiment).savefig(args.figures / f"claims_{experiment}.png", dpi=110)
+    if any(r["experiment"] == "aspp" for r in runs):
+        crf_figure(runs).savefig(args.figures / "claims_crf.png", dpi=110)
+    return runs
+
+
+if __name__ == "__main__":
+    main()
