@@ -5,9 +5,11 @@ network's scores are upsampled bilinearly to the image; labels are never resized
 ignored. From it: pixel accuracy, mean class accuracy, IoU_c = TP / (TP + FP + FN) per class and
 their mean, the mIoU, leaving out classes absent from both the predictions and the labels.
 
-The trimap (Sec. 4.1, Fig. 5 of the paper; Kohli et al. 2009) scores only pixels near object
+The trimap (Sec. 4.1, Fig. 10 of the paper; Kohli et al. 2009) scores only pixels near object
 boundaries: those within ``width`` pixels (Euclidean) of a pixel with another label, void
-included. Plotted against the width, it shows that the CRF's gain sits at the boundaries.
+included (``deeplab_ref.boundaries``). The paper plots the mean IoU within the band against the
+width, which shows that the CRF's gain sits at the boundaries; ``TrimapMeter`` gives it and the
+pixel accuracy there.
 
 Scoring with the fully connected CRF (Sec. 3.3) and its parameter search are in
 ``deeplab_ref.crf_evaluation``. Under ``torchrun`` each process scores every world_size-th image
@@ -22,11 +24,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy import ndimage
 from torch import nn
 from torch.utils.data import Dataset
 
 from deeplab_ref import distributed
+from deeplab_ref.boundaries import boundary_bands
 from deeplab_ref.data.transforms import IGNORE_INDEX
 from deeplab_ref.models import upsample_scores
 
@@ -119,40 +121,18 @@ class ConfusionMatrix:
         """Mean of ``iou`` over the classes present in the predictions or the labels."""
         return _nanmean(self.iou)
 
-    def summary(self) -> dict[str, float]:
-        return {
-            "pixel_accuracy": self.pixel_accuracy,
-            "mean_accuracy": self.mean_accuracy,
-            "mean_iou": self.mean_iou,
-        }
-
 
 def _nanmean(values: np.ndarray) -> float:
     present = values[~np.isnan(values)]
     return float(present.mean()) if present.size else float("nan")
 
 
-def distance_to_other_label(target: Any) -> np.ndarray:
-    """For each pixel, the Euclidean distance (pixels) to the nearest pixel with another label,
-    255 counting as a label of its own; ``inf`` when the whole image has one label. (H, W)."""
-    target = _as_label_array(target, "target")
-    if target.ndim != 2:
-        raise ValueError(f"target must be (H, W), got shape {target.shape}")
-    distance = np.full(target.shape, np.inf)
-    values = np.unique(target)
-    if values.size > 1:
-        for value in values:
-            region = target == value
-            distance[region] = ndimage.distance_transform_edt(region)[region]
-    return distance
-
-
 class TrimapMeter:
     """Confusion matrices restricted to bands around the true boundaries, one per width.
 
-    A pixel counts for width w when it lies within w pixels of a pixel with another label, so the
-    band is about 2w pixels wide across each boundary. ``pixel_accuracy`` and ``mean_iou`` are
-    arrays over ``widths``.
+    A pixel counts for width w when it lies within w pixels of a pixel with another label
+    (``boundaries.boundary_bands``), so the band is about 2w pixels wide across each boundary.
+    ``pixel_accuracy`` and ``mean_iou`` (the paper's Fig. 10) are arrays over ``widths``.
     """
 
     def __init__(
@@ -172,9 +152,7 @@ class TrimapMeter:
         target = _as_label_array(target, "target")
         if pred.shape != target.shape:
             raise ValueError(f"pred has shape {pred.shape} but target has shape {target.shape}")
-        distance = distance_to_other_label(target)
-        for width, matrix in zip(self.widths, self.matrices, strict=True):
-            band = distance <= width
+        for band, matrix in zip(boundary_bands(target, self.widths), self.matrices, strict=True):
             matrix.update(pred[band], target[band])
 
     def __iadd__(self, other: TrimapMeter) -> TrimapMeter:

@@ -1,4 +1,4 @@
-"""The CRF figures' helpers: the simulated stride-8 scores and the boundary band."""
+"""The CRF figures' helpers: the simulated stride-8 scores and the example photos."""
 
 import numpy as np
 import pytest
@@ -17,14 +17,6 @@ def test_coarse_probs_are_probabilities_that_blur_only_boundaries():
     assert np.all(probs.argmax(0)[:, far] == labels[5:6, far])
     assert probs[1, 20, 40] == pytest.approx(0.9 + 0.1 / 3, rel=1e-5)
     assert 0.2 < probs[1, 20, 29] < 0.8
-
-
-def test_boundary_band_is_a_strip_around_the_edge():
-    labels = np.zeros((10, 20), np.int64)
-    labels[:, 10:] = 1
-    band = viz_crf.boundary_band(labels, 3)
-    assert np.all(band[:, 6:14]) and not np.any(band[:, :6]) and not np.any(band[:, 14:])
-    assert np.array_equal(viz_crf.boundary_band(labels, 0)[0], np.isin(np.arange(20), [9, 10]))
 
 
 def test_examples_load_and_missing_files_are_named(tmp_path, monkeypatch):
