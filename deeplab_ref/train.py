@@ -1,14 +1,21 @@
-"""Training DeepLab-v2 with the paper's recipe (Sec. 4, "Training" and Sec. 4.1).
+"""Training DeepLab-v2 (Sec. 4 and 4.1), with the released configurations' details where the
+paper's text is silent.
 
-* SGD with momentum 0.9 and weight decay 5e-4; batch 10 (``accumulation`` splits it into smaller
-  forward passes when memory is short, and ``torchrun`` over several processes, see
-  ``deeplab_ref.distributed``; either way the gradient is the batch's).
-* The "poly" learning rate ``base_lr * (1 - iteration / max_iter) ** 0.9`` (Table 2: ~1 point
-  better than "step"); the classifier at 10x (weights) and 20x (biases), see ``param_groups``.
-* Frozen batch normalisation (the backbones build it frozen).
+* SGD with momentum 0.9 and weight decay 5e-4 (the paper's, Sec. 4.1.1); batch 10 (the paper's,
+  Sec. 4.1.2; the released ResNet-101 solver reaches it as 1 image x iter_size 10).
+  ``accumulation`` splits it into smaller forward passes when memory is short, and ``torchrun``
+  over several processes (``deeplab_ref.distributed``); either way the gradient is the batch's.
+* The "poly" learning rate ``base_lr * (1 - iteration / max_iter) ** 0.9`` (the paper's, Table 2:
+  ~1 point better than "step"); the classifier at 10x (weights) and 20x (biases), see
+  ``param_groups``.
+* Frozen batch normalisation (the released ResNet-101 configuration's; the paper does not mention
+  it): the backbones build it frozen.
 * The loss: per-pixel cross-entropy, label 255 ignored, on the output-stride-8 scores against the
-  labels subsampled by nearest neighbour, summed over every MSC scale and the fused scores.
-* Augmentation: random scale in [0.5, 1.5], a 321x321 crop padded with the mean and 255, flips.
+  labels subsampled by 8 (the paper's, Sec. 4), by nearest neighbour; with multi-scale inputs
+  summed over each scale's scores and the fused ones (the released configuration's four losses).
+* Augmentation: random scaling (the paper's 0.5-1.5 for ResNet-101, drawn from the released
+  discrete set in the preset; none for VGG-16), a 321x321 crop padded with the mean and 255, and
+  flips (the released configurations').
 
 Runs are reproducible and resumable exactly: sample j of the run (j = iteration * batch + k) is
 image ``permutation(epoch)[j mod n]`` with its augmentation drawn from a generator seeded by
@@ -74,7 +81,7 @@ class TrainSamples(Dataset):
         generator = torch.Generator().manual_seed(self.config.seed * 1_000_000_007 + sample)
         config = self.config
         transform = train_transform(
-            config.crop_size, tuple(config.scale_range), config.normalization, generator
+            config.crop_size, config.scale_range, config.normalization, generator, config.scales
         )
         return transform(image, label)
 

@@ -1,4 +1,5 @@
-"""The paper's augmentation: labels keep their values, crops pad with the mean and 255."""
+"""Training augmentation (the paper's random scaling, the released crops, padding, flips and
+discrete scales): labels keep their values, crops pad with the mean and 255."""
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from deeplab_ref.data.transforms import (
     RandomCrop,
     RandomHorizontalFlip,
     RandomScale,
+    RandomScaleChoice,
     eval_transform,
     resize_pair,
     to_tensor,
@@ -141,3 +143,63 @@ def test_train_transform_is_reproducible_with_a_generator():
     evaluated_image, evaluated_label = eval_transform()(image, label)
     assert evaluated_image.shape == (3, 37, 53)
     np.testing.assert_array_equal(evaluated_label.numpy(), label)
+
+
+RELEASED_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5)
+
+
+def _drawn_heights(transform, pair, draws):
+    return [transform(*pair)[1].shape[0] for _ in range(draws)]
+
+
+def test_discrete_scales_draw_only_the_listed_factors_each_about_as_often():
+    pair = to_tensor(*_scene(40, 20))
+    generator = torch.Generator().manual_seed(3)
+    heights = _drawn_heights(RandomScaleChoice(RELEASED_SCALES, generator), pair, 500)
+    allowed = {round(40 * s) for s in RELEASED_SCALES}  # 20, 30, 40, 50, 60
+    assert set(heights) == allowed
+    counts = np.bincount([sorted(allowed).index(h) for h in heights])
+    assert counts.min() > 70  # uniform: 100 each expected, P(any < 70) ~ 1e-3
+    for scales in ((), (0.5, 0.0), (-1.0,)):
+        with pytest.raises(ValueError, match="scales"):
+            RandomScaleChoice(scales)
+
+
+def test_discrete_scales_same_seed_same_draws():
+    pair = to_tensor(*_scene(40, 20))
+    runs = [
+        _drawn_heights(
+            RandomScaleChoice(RELEASED_SCALES, torch.Generator().manual_seed(9)), pair, 50
+        )
+        for _ in range(2)
+    ]
+    assert runs[0] == runs[1]
+    other = _drawn_heights(
+        RandomScaleChoice(RELEASED_SCALES, torch.Generator().manual_seed(10)), pair, 50
+    )
+    assert other != runs[0]
+
+
+def test_train_transform_scales_from_the_set_the_interval_or_not_at_all():
+    image, label = _scene(40, 20)
+
+    # A crop larger than any scaled scene starts at (0, 0): the labelled rows are the scene's.
+    def labelled_rows(**scaling):
+        generator = torch.Generator().manual_seed(4)
+        transform = train_transform(128, generator=generator, **scaling)
+        rows = set()
+        for _ in range(40):
+            _, out = transform(image, label)
+            rows.add(int((out != 255).any(dim=1).nonzero().max()) + 1)
+        return rows
+
+    assert labelled_rows(scale_range=None, scales=(0.5, 1.5)) == {20, 60}
+    assert labelled_rows(scale_range=None) == {40}
+    assert len(labelled_rows(scale_range=(0.5, 1.5))) > 5
+    outputs = [
+        train_transform(
+            32, None, generator=torch.Generator().manual_seed(5), scales=RELEASED_SCALES
+        )(image, label)
+        for _ in range(2)
+    ]
+    torch.testing.assert_close(outputs[0], outputs[1])

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from deeplab_ref.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from deeplab_ref.loss import deeplab_loss, downsample_labels
-from deeplab_ref.presets import PRESETS, build_dataset, build_model
+from deeplab_ref.presets import build_dataset, build_model
 from deeplab_ref.train import LOG_NAME, poly_learning_rate, read_log, train
 
 from small_setups import FROZEN_BN, tiny_config
@@ -135,13 +135,3 @@ def test_a_run_folder_holds_the_checkpoint_and_the_log(tmp_path):
 def test_bad_settings_are_named(overrides, field, tmp_path):
     with pytest.raises(ValueError, match=field):
         train(tiny_config(**overrides), tmp_path, progress=False)
-
-
-def test_voc_presets_follow_the_paper():
-    for name in ("voc-vgg16-largefov", "voc-vgg16-aspp-l", "voc-resnet101-aspp-l-msc"):
-        preset = PRESETS[name]
-        assert (preset.crop_size, preset.batch_size, preset.max_iter) == (321, 10, 20_000)
-        assert (preset.momentum, preset.weight_decay, preset.power) == (0.9, 5e-4, 0.9)
-    assert PRESETS["voc-vgg16-largefov"].base_lr == 1e-3
-    assert PRESETS["voc-resnet101-aspp-l-msc"].base_lr == 2.5e-4
-    assert PRESETS["voc-resnet101-aspp-l-msc"].msc

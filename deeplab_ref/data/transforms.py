@@ -1,11 +1,15 @@
-"""The paper's data augmentation and input normalisation (DeepLab Sec. 4, "training").
+"""Training augmentation and input normalisation for DeepLab-v2 (Sec. 4.1.2, and the released
+configurations' data layers).
 
-Training: random scaling of image and label by a factor in [0.5, 1.5], a random crop of 321x321
-padded with the mean colour (image) and 255 (label, ignored by the loss), and random left-right
-flips. Labels are always resampled with nearest neighbour, so no new class values can appear.
-Images are normalised as the backbone's ImageNet weights expect: torchvision's mean and std
-(RGB, [0, 1]) or Caffe's BGR mean subtraction ([0, 255]) for weights converted from the original
-release. Every transform takes and returns a pair ``(image, label)``.
+Whose each step is: random scaling of the inputs "from 0.5 to 1.5" is the paper's, for ResNet-101
+only ("Aug" in Table 4); the released ResNet-101 configuration draws the factor from the set
+{0.5, 0.75, 1, 1.25, 1.5} (``RandomScaleChoice``) and the released VGG-16 one does not scale. The
+321x321 random crop, padded at the bottom and right with the mean colour (image) and 255 (label,
+ignored by the loss), and the random left-right flips are the released configurations' (the
+paper's text describes neither). Labels are always resampled with nearest neighbour, so no new
+class values can appear. Images are normalised as the backbone's ImageNet weights expect:
+torchvision's mean and std (RGB, [0, 1]) or Caffe's BGR mean subtraction ([0, 255]) for weights
+converted from the original release. Every transform takes and returns a pair ``(image, label)``.
 
 Random draws use torch's generator (pass ``generator`` to fix them), so each DataLoader worker
 gets its own stream.
@@ -95,6 +99,24 @@ class RandomScale:
         return resize_pair(image, label, size)
 
 
+class RandomScaleChoice:
+    """Resize by a factor drawn uniformly from the finite set ``scales`` (the released ResNet-101
+    configuration's {0.5, 0.75, 1, 1.25, 1.5}): image bilinear, label nearest."""
+
+    def __init__(self, scales: Sequence[float], generator: torch.Generator | None = None) -> None:
+        scales = tuple(float(s) for s in scales)
+        if not scales or any(not s > 0 for s in scales):
+            raise ValueError(f"scales must be one or more positive factors, got {scales}")
+        self.scales = scales
+        self.generator = generator
+
+    def __call__(self, image: torch.Tensor, label: torch.Tensor) -> TensorPair:
+        scale = self.scales[int(torch.randint(len(self.scales), (), generator=self.generator))]
+        height, width = label.shape
+        size = (max(1, round(height * scale)), max(1, round(width * scale)))
+        return resize_pair(image, label, size)
+
+
 def resize_pair(image: torch.Tensor, label: torch.Tensor, size: tuple[int, int]) -> TensorPair:
     """Resize to ``size`` (height, width): image (3, H, W) bilinearly, label (H, W) nearest."""
     image = F.interpolate(image[None], size=size, mode="bilinear", align_corners=False)[0]
@@ -170,17 +192,29 @@ def eval_transform(normalization: str = "imagenet") -> Compose:
 
 def train_transform(
     crop_size: int | tuple[int, int] = 321,
-    scale_range: tuple[float, float] = (0.5, 1.5),
+    scale_range: tuple[float, float] | None = (0.5, 1.5),
     normalization: str = "imagenet",
     generator: torch.Generator | None = None,
+    scales: Sequence[float] | None = None,
 ) -> Compose:
-    """The paper's training augmentation: normalise, random scale, random crop (padded with the
-    mean and 255), random left-right flip."""
+    """Training augmentation: normalise, random scale, random crop (padded with the mean and
+    255), random left-right flip.
+
+    The scale factor of each sample is drawn from the set ``scales`` when it is given (the
+    released ResNet-101 configuration), else from the interval ``scale_range`` (the paper's
+    0.5-1.5); with both None the images keep their size (the released VGG-16 configuration).
+    """
+    if scales is not None:
+        scaling = [RandomScaleChoice(scales, generator)]
+    elif scale_range is not None:
+        scaling = [RandomScale(tuple(scale_range), generator)]
+    else:
+        scaling = []
     return Compose(
         [
             to_tensor,
             Normalize(normalization),
-            RandomScale(scale_range, generator),
+            *scaling,
             RandomCrop(crop_size, generator=generator),
             RandomHorizontalFlip(generator=generator),
         ]

@@ -1,4 +1,4 @@
-"""ResNet with atrous convolution: DeepLab-v2's ResNet-101 backbone (Sec. 4, "ResNet-101").
+"""ResNet with atrous convolution: DeepLab-v2's ResNet-101 backbone (Sec. 3.1 and 4.1.2).
 
 He et al.'s ResNet downsamples 32 times. DeepLab removes the stride of the last two stages and
 dilates every 3x3 convolution after each removed stride, so the backbone keeps output stride 8
@@ -10,15 +10,26 @@ and each layer still sees the same input pixels as before (Sec. 3.1):
           8                   1 / 2                         1 / 4
 
 All blocks of a dilated stage use its rate, the first one included, as the released model does.
-Batch norm is frozen (``FrozenBatchNorm2d``). Two details of the original MSRA/Caffe model are
-selectable, and their torchvision counterparts are one argument away:
+Batch norm is frozen (``FrozenBatchNorm2d``, the released configuration's choice).
+
+The block layout must be the one the weights were trained in; two details differ between the
+ImageNet ResNets in use:
 
 * ``stride_in_1x1``: the stride of a downsampling bottleneck sits on its first 1x1 convolution in
-  the MSRA/Caffe model (True) and on its 3x3 convolution in torchvision (False);
+  the MSRA/Caffe model the released DeepLab-v2 fine-tuned (True), and on its 3x3 convolution in
+  torchvision's (False, "ResNet v1.5");
 * ``pool_ceil_mode``: the Caffe stem max-pools with ceil rounding (True); torchvision floors.
 
+``TORCHVISION_LAYOUT`` and ``CAFFE_LAYOUT`` hold both settings. torchvision's checkpoints, the
+ones ``load_imagenet_weights`` reads, need ``TORCHVISION_LAYOUT`` (the ResNet-101 preset builds
+it and the loader refuses another); weights converted from the released Caffe model need
+``CAFFE_LAYOUT``, which is also the constructor's default (its receptive field is the 1,027
+pixels published for ResNet-v1-101; torchvision's layout gives 971). On inputs of 8k + 1 pixels
+both layouts give the same score sizes (321 -> 41, 513 -> 65), but not the same values for the
+same weights.
+
 Module names follow torchvision (``conv1``, ``bn1``, ``layer1`` ... ``layer4``, ``downsample``)
-so its checkpoints load by name; ``layer1`` to ``layer4`` are the paper's res2 to res5.
+so its checkpoints load by name; ``layer1`` to ``layer4`` are res2 to res5 of the Caffe model.
 """
 
 from __future__ import annotations
@@ -32,6 +43,10 @@ RESNET_BLOCKS: dict[str, tuple[int, int, int, int]] = {
     "resnet50": (3, 4, 6, 3),
     "resnet101": (3, 4, 23, 3),
 }
+
+# Keyword arguments of ResNet for the block layout of each source of ImageNet weights.
+TORCHVISION_LAYOUT: dict[str, bool] = {"stride_in_1x1": False, "pool_ceil_mode": False}
+CAFFE_LAYOUT: dict[str, bool] = {"stride_in_1x1": True, "pool_ceil_mode": True}
 
 # (stride, atrous rate) of layer1 .. layer4 for each output stride.
 _STAGE_STRIDES_AND_RATES: dict[int, tuple[tuple[int, int], ...]] = {
@@ -95,11 +110,13 @@ class ResNet(nn.Module):
     Args:
         blocks: bottlenecks per stage, (3, 4, 23, 3) for ResNet-101, (3, 4, 6, 3) for ResNet-50;
             small values such as (1, 1, 1, 1) give a network that trains on a CPU.
-        width: channels of the stem (64 in the paper); stage i has width * 2**i bottleneck
+        width: channels of the stem (64 in ResNet-101); stage i has width * 2**i bottleneck
             channels and 4 * width * 2**i output channels.
         output_stride: 8 (DeepLab), 16 or 32 (the ImageNet network).
-        stride_in_1x1: where a downsampling bottleneck strides (see the module docstring).
-        pool_ceil_mode: round the stem's max-pool output size up (Caffe) or down (torchvision).
+        stride_in_1x1: where a downsampling bottleneck strides: its 1x1 (Caffe, the default) or
+            its 3x3 convolution (torchvision); see the module docstring.
+        pool_ceil_mode: round the stem's max-pool output size up (Caffe, the default) or down
+            (torchvision). ``**TORCHVISION_LAYOUT`` sets both for torchvision's weights.
 
     Shapes: (N, 3, H, W) -> (N, out_channels, ~H / output_stride, ~W / output_stride).
     """
@@ -123,6 +140,8 @@ class ResNet(nn.Module):
         self.blocks = blocks
         self.width = width
         self.output_stride = output_stride
+        self.stride_in_1x1 = stride_in_1x1
+        self.pool_ceil_mode = pool_ceil_mode
         self.conv1 = nn.Conv2d(3, width, 7, stride=2, padding=3, bias=False)
         self.bn1 = FrozenBatchNorm2d(width)
         self.relu = nn.ReLU(inplace=True)

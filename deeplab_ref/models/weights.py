@@ -1,16 +1,23 @@
-"""ImageNet initialisation from torchvision's checkpoints (Sec. 4: "pretrained on ImageNet").
+"""ImageNet initialisation from torchvision's checkpoints (Sec. 4: "the Imagenet-pretrained
+VGG-16 or ResNet-101 networks").
 
 DeepLab starts from ImageNet classifiers. We load the ``.pth`` state dicts torchvision users
 already have (``~/.cache/torch/hub/checkpoints/``) from a local path: nothing is downloaded.
 
 * ResNet: torchvision's names are ours (``conv1``, ``bn1``, ``layer1.0.conv1`` ...) under
   ``backbone.``; the ImageNet classifier ``fc`` is dropped and the ASPP convolutions stay new.
+  torchvision trained these weights with the stride of each downsampling block on its 3x3
+  convolution and a floor-mode stem pool, so the backbone must be built in that layout
+  (``resnet.TORCHVISION_LAYOUT``); the MSRA/Caffe layout is refused, since the same weights
+  would compute other features there.
 * VGG-16: ``features.N`` load into ``backbone.features.N``. fc6 and fc7 are built from the
-  ImageNet fully connected layers as the paper did, by decimation: fc6's 4096 x (512 x 7 x 7)
-  weights are viewed as 7x7 filters and subsampled to the head's kernel (every 3rd tap for 3x3,
-  every 2nd for 4x4) and every 4th output channel (4096 -> 1024); fc7 keeps every 4th row and
-  column. Every ASPP branch gets the same fc6/fc7. The ImageNet classifier (``classifier.6``)
-  is dropped; the new fc8 stays at its random initialisation.
+  ImageNet fully connected layers: fc6's 4096 x (512 x 7 x 7) weights are viewed as 7x7 filters
+  and subsampled to the head's kernel by decimation (every 3rd tap for 3x3, every 2nd for 4x4),
+  the method of DeepLab's conference version (this paper does not say how fc6 shrank). The
+  paper keeps "a random subset of 1,024 out of the 4,096 filters" of fc6 and fc7 (Sec. 4.1.1);
+  ours are every 4th output channel, and fc7 every 4th row and column, so the same file always
+  gives the same model. Every ASPP branch gets the same fc6/fc7. The ImageNet classifier
+  (``classifier.6``) is dropped; the new fc8 stays at its random initialisation.
 
 A file that does not fit the model raises a ``ValueError`` naming the file and the keys at fault.
 """
@@ -23,7 +30,7 @@ from pathlib import Path
 import torch
 
 from deeplab_ref.models.deeplab import DeepLabV2
-from deeplab_ref.models.resnet import RESNET_BLOCKS, ResNet
+from deeplab_ref.models.resnet import RESNET_BLOCKS, TORCHVISION_LAYOUT, ResNet
 from deeplab_ref.models.vgg import VGG16
 
 TORCHVISION_CHECKPOINTS: dict[str, str] = {
@@ -125,6 +132,20 @@ def _resnet_state(state: Mapping[str, torch.Tensor]) -> dict:
     return {f"backbone.{key}": value for key, value in state.items() if not key.startswith("fc.")}
 
 
+def _check_torchvision_layout(backbone: object, source: str) -> None:
+    """Refuse a ResNet whose block layout is not the one torchvision trained its weights in."""
+    if not isinstance(backbone, ResNet):
+        return
+    layout = {name: getattr(backbone, name) for name in TORCHVISION_LAYOUT}
+    if layout != TORCHVISION_LAYOUT:
+        raise ValueError(
+            f"{source} holds torchvision weights, trained with the stride on each block's 3x3 "
+            f"convolution and a floor-mode stem pool, but the backbone was built with {layout}: "
+            "build it with stride_in_1x1=False, pool_ceil_mode=False (TORCHVISION_LAYOUT); the "
+            "MSRA/Caffe layout is for weights converted from the released Caffe model"
+        )
+
+
 def _misfits(mapped: dict, expected: dict) -> list[str]:
     missing = sorted(set(expected) - set(mapped))
     unexpected = sorted(set(mapped) - set(expected))
@@ -197,5 +218,6 @@ def load_torchvision_state_dict(
             f"{source} does not fit this DeepLab {architecture} model (a checkpoint of another "
             "architecture?):\n" + "\n".join(problems)
         )
+    _check_torchvision_layout(model.backbone, source)
     model.load_state_dict(mapped, strict=False)
     return sorted(set(target) - set(mapped))
