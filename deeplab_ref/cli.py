@@ -173,6 +173,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
     from deeplab_ref.checkpoint import load_trained_model
     from deeplab_ref.crf_evaluation import evaluate_crf
     from deeplab_ref.evaluate import evaluate
+    from deeplab_ref.prediction import PaddedNetwork
     from deeplab_ref.presets import build_dataset
     from deeplab_ref.report import TRIMAP_WIDTHS, results_table
 
@@ -181,12 +182,18 @@ def run_evaluate(args: argparse.Namespace) -> None:
     device = distributed.resolve_device(args.device)
     model.to(device)
     if args.crf:
+        # The run's test protocol (VOC: padded to 513 as released), with and without the CRF.
+        network = (
+            model if config.eval_padding is None else PaddedNetwork(model, config.eval_padding)
+        )
         results = evaluate_crf(
-            model, dataset, config.num_classes, vars(config.crf), TRIMAP_WIDTHS, device=device
+            network, dataset, config.num_classes, vars(config.crf), TRIMAP_WIDTHS, device=device
         )
     else:
-        network = evaluate(model, dataset, config.num_classes, TRIMAP_WIDTHS, device)
-        results = {"network": network}
+        scores = evaluate(
+            model, dataset, config.num_classes, TRIMAP_WIDTHS, device, config.eval_padding
+        )
+        results = {"network": scores}
     if distributed.is_main_process():
         print(results_table(results, dataset.class_names))
 
@@ -196,7 +203,7 @@ def run_predict(args: argparse.Namespace) -> None:
     from deeplab_ref.crf import dense_crf
     from deeplab_ref.data.transforms import eval_transform
     from deeplab_ref.data.voc import read_image
-    from deeplab_ref.evaluate import predict_probabilities
+    from deeplab_ref.prediction import predict_probabilities
     from deeplab_ref.viz.segmentation import save_segmentation
 
     if args.out.exists() and not args.out.is_dir():
@@ -204,7 +211,7 @@ def run_predict(args: argparse.Namespace) -> None:
     model, config = load_trained_model(args.checkpoint)
     image = read_image(args.image)
     tensor, _ = eval_transform(config.normalization)(image, np.zeros(image.shape[:2], np.int64))
-    probs = predict_probabilities(model, tensor[None])[0].numpy()
+    probs = predict_probabilities(model, tensor[None], config.eval_padding)[0].numpy()
     if args.crf:
         probs = dense_crf(image, probs, **vars(config.crf))
     args.out.mkdir(parents=True, exist_ok=True)

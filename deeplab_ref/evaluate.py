@@ -1,8 +1,9 @@
 """Evaluation as in the paper (DeepLab Sec. 4): mean IoU over a split, and the boundary trimap.
 
 One confusion matrix is accumulated over the whole split at each image's original resolution (the
-network's scores are upsampled bilinearly to the image; labels are never resized), with 255
-ignored. From it: pixel accuracy, mean class accuracy, IoU_c = TP / (TP + FP + FN) per class and
+network's scores are upsampled bilinearly to the image, directly or, with ``padding=513``, as the
+released test network does: the image padded with the mean to 513 x 513, the scores interpolated
+x8 and cropped back, see ``deeplab_ref.prediction``; labels are never resized), with 255 ignored. From it: pixel accuracy, mean class accuracy, IoU_c = TP / (TP + FP + FN) per class and
 their mean, the mIoU, leaving out classes absent from both the predictions and the labels.
 
 The trimap (Sec. 4.1, Fig. 10 of the paper; Kohli et al. 2009) scores only pixels near object
@@ -30,7 +31,7 @@ from torch.utils.data import Dataset
 from deeplab_ref import distributed
 from deeplab_ref.boundaries import boundary_bands
 from deeplab_ref.data.transforms import IGNORE_INDEX
-from deeplab_ref.models import upsample_scores
+from deeplab_ref.prediction import predict_probabilities
 
 
 def _as_label_array(array: Any, name: str) -> np.ndarray:
@@ -171,19 +172,10 @@ class TrimapMeter:
         return np.array([m.mean_iou for m in self.matrices])
 
 
-@torch.no_grad()
-def predict_probabilities(model: nn.Module, image: torch.Tensor) -> torch.Tensor:
-    """Class probabilities of ``model`` for images (N, 3, H, W): the softmax of its scores
-    upsampled to (H, W), (N, C, H, W)."""
-    if image.ndim != 4:
-        raise ValueError(f"image must be (N, 3, H, W), got shape {tuple(image.shape)}")
-    scores = model(image)
-    return upsample_scores(scores, tuple(image.shape[-2:])).softmax(dim=1)
-
-
-def predict(model: nn.Module, image: torch.Tensor) -> torch.Tensor:
-    """The class map of ``model`` for images (N, 3, H, W), int64 (N, H, W)."""
-    return predict_probabilities(model, image).argmax(dim=1)
+def predict(model: nn.Module, image: torch.Tensor, padding: int | None = None) -> torch.Tensor:
+    """The class map of ``model`` for images (N, 3, H, W), int64 (N, H, W); ``padding`` as in
+    ``prediction.predict_probabilities`` (None: direct resize; 513: the released test's)."""
+    return predict_probabilities(model, image, padding).argmax(dim=1)
 
 
 class SplitScores:
@@ -219,13 +211,15 @@ def evaluate(
     num_classes: int,
     trimap_widths: Iterable[float] | None = None,
     device: str | torch.device = "cpu",
+    padding: int | None = None,
 ) -> SplitScores:
     """Score ``model`` (put in eval mode) over ``dataset``, whose items (image (3, H, W), label
-    (H, W)) are at the original resolution, one image at a time. Under torchrun every process
-    must call this; each scores its share and all return the whole split's scores."""
+    (H, W)) are at the original resolution, one image at a time, each padded to ``padding``
+    (``TrainConfig.eval_padding``; None: run as it is). Under torchrun every process must call
+    this; each scores its share and all return the whole split's scores."""
     model.eval()
     scores = SplitScores(num_classes, trimap_widths)
     for index in distributed.shard(range(len(dataset))):
         image, label = dataset[index]
-        scores.update(predict(model, image[None].to(device))[0].cpu(), label)
+        scores.update(predict(model, image[None].to(device), padding)[0].cpu(), label)
     return scores.sum_over_processes()
