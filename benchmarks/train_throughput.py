@@ -5,8 +5,8 @@ CPU-sized network (one bottleneck per stage, 8 channels) in seconds, for the smo
 
 Every iteration of DeepLab-v2 is the trainer's own step, ``deeplab_ref.train_step.TrainingStep``,
 under the row's ``TrainConfig`` speed settings: forward, the loss (``deeplab_loss``: every MSC
-scale and the fused scores), backward, SGD (momentum 0.9) with the paper's parameter groups, the
-loss read back. Inputs are random crops already on the device; the data pipeline is measured apart
+scale and the fused scores), backward, SGD (momentum 0.9) with the released solvers' parameter
+groups, the loss read back. Inputs are random crops already on the device; the data pipeline is measured apart
 below. The peer, ``torchvision.models.segmentation.deeplabv3_resnet101`` (random weights, no
 auxiliary loss, its own trainable batch norm), trains with cross-entropy on its full-resolution
 scores in a step of the same shape; it runs when torchvision is importable.
@@ -21,8 +21,8 @@ added per row: fp32 (PyTorch's default, TF32 convolutions), bf16 autocast with c
 memory, cudnn.benchmark, fused SGD and, with ``--compile``, torch.compile of the forward (then also
 with CUDA graphs, its "reduce-overhead" mode, on the MSC model).
 
-The data pipeline: the trainer's ``TrainSamples`` (the paper's augmentation) over VOC-layout JPEG
-and PNG files of 500x375 synthetic scenes, through a DataLoader with several worker counts.
+The data pipeline: the trainer's ``TrainSamples`` (the released configurations' augmentation) over
+VOC-layout JPEG and PNG files of 500x375 synthetic scenes, through a DataLoader with several worker counts.
 
 Goal: the 20,000-iteration VOC recipe (200,000 MSC crops) in 20 GPU minutes, i.e.
 167 images/s with MSC (170 in round figures). Measured figures, with the machine and the

@@ -1,11 +1,12 @@
 """Data parallelism over several processes, the PyTorch way: ``torchrun`` and
 ``DistributedDataParallel`` (DDP).
 
-The paper trained on one GPU (Sec. 4.1: batch 10, 20,000 iterations); data parallelism spreads
-each batch over several. Every process holds a whole copy of the network, runs the forward and
-backward passes on its share of the batch, and DDP combines the gradients across processes (an
-all-reduce, overlapped with the backward pass), so every copy takes the same SGD step.
-DeepLab-v2 freezes batch normalisation, so no statistic has to be synchronised between
+The paper trains with batches of 10 for 20,000 iterations (Sec. 4.1.2; the released ResNet-101
+solver as 10 accumulated passes of one image); data parallelism spreads each batch over several
+GPUs. Every process holds a whole copy of the network, runs the forward and backward passes on
+its share of the batch, and DDP combines the gradients across processes (an all-reduce,
+overlapped with the backward pass), so every copy takes the same SGD step. Batch normalisation
+is frozen (as in the released DeepLab-v2), so no statistic has to be synchronised between
 processes: the gradient of the batch is the sum of the gradients of its shares, exactly (up to
 the order of floating-point additions).
 

@@ -1,10 +1,13 @@
-"""The training loss of DeepLab-v2 (Sec. 4, "Training"; the released configurations' loss layers).
+"""The training loss of DeepLab-v2 (Sec. 4; the released configurations' loss layers).
 
-Per-pixel cross-entropy with label 255 ignored, on every score map the model supervises (the
-output-stride-8 scores; with multi-scale inputs also each scale's and the fused ones), each
-against the labels subsampled to that map's size by nearest neighbour with the corners aligned,
-the way the released configurations shrink labels rather than upsample scores. The terms are
-summed over the maps.
+The paper's text: "the sum of cross-entropy terms for each spatial position in the CNN output
+map (subsampled by 8 ...)", every position equally weighted, unlabelled pixels (255) ignored,
+against the labels subsampled by 8. With multi-scale inputs the released configuration also
+supervises each scale's scores beside the fused ones, each map against the labels subsampled to
+its size by nearest neighbour with the corners aligned (it shrinks labels rather than upsample
+scores). The terms are summed over the maps. Each term is divided by the batch's valid pixels
+(ours, the text's equal weighting; the released solver, one image per pass, divides each image
+by its own and averages over the 10).
 """
 
 from __future__ import annotations

@@ -16,8 +16,9 @@ This is not DeepLab-v3's ASPP, which adds batch norm, a 1x1 branch and an image-
 concatenates the branches' 256-channel features and classifies them with one more convolution.
 Here nothing mixes the branches before their scores are added.
 
-Each branch's last layer is called ``classifier`` (the paper's fc8): it is the only layer the
-paper initialises at random and trains at 10x the learning rate.
+Each branch's last layer is called ``classifier`` (the paper's fc8): the paper replaces ImageNet's
+classifier with it and trains it at 10x the learning rate (Sec. 4 and 4.1.1); the released
+configurations initialise it from a Gaussian of std 0.01 with zero bias.
 """
 
 from __future__ import annotations
@@ -83,7 +84,8 @@ class ASPPBranch(nn.Module):
             for layer in (self.fc6, self.fc7):
                 nn.init.kaiming_normal_(layer.weight, mode="fan_out", nonlinearity="relu")
                 nn.init.zeros_(layer.bias)
-        # The paper's initialisation of the new classifier: Gaussian, std 0.01, zero bias.
+        # The released configurations' initialisation of the new classifier (the paper's text
+        # gives none): Gaussian, std 0.01, zero bias.
         nn.init.normal_(self.classifier.weight, std=0.01)
         nn.init.zeros_(self.classifier.bias)
 

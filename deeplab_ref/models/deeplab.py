@@ -5,9 +5,10 @@ The whole network of Sec. 3-4: an ImageNet backbone turned to output stride 8 (`
 the multi-scale input fusion (``msc``). The output is class scores at output stride 8, brought
 to the image size by ``upsample_scores`` at test time.
 
-Also here: the paper's learning-rate rule (``param_groups``). Layers initialised from ImageNet
-train at the base rate, the new classifier (fc8) at 10x; biases at twice their layer's rate and
-without weight decay, as in the released Caffe solvers.
+Also here: the learning-rate multipliers of the released Caffe solvers (``param_groups``).
+Layers initialised from ImageNet train at the base rate, the new classifier (fc8) at 10x; biases
+at twice their layer's rate and without weight decay. The paper's text has only the classifier's
+10x (Sec. 4.1.1: 0.01 against 0.001).
 """
 
 from __future__ import annotations
@@ -134,7 +135,7 @@ def deeplab_v2(
 def param_groups(
     model: DeepLabV2, base_lr: float, weight_decay: float = 5e-4
 ) -> list[dict[str, object]]:
-    """Parameter groups for ``torch.optim.SGD`` following the paper's solvers.
+    """Parameter groups for ``torch.optim.SGD`` following the released Caffe solvers.
 
     ============================  =========  ============
     parameters                    lr_mult    weight decay

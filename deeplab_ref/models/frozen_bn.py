@@ -1,8 +1,11 @@
-"""Frozen batch normalisation: DeepLab-v2 fine-tunes ResNet-101 with its batch norm fixed.
+"""Frozen batch normalisation: the released DeepLab-v2 fine-tunes ResNet-101 with its batch norm
+fixed.
 
-Sec. 4 of the paper trains the ResNet models with batch normalisation "frozen": the ImageNet
-statistics (running mean and variance) and the affine parameters (gamma, beta) are not updated,
-because batches of 10 crops are too small to estimate statistics. Frozen, batch norm is a fixed
+The paper's text never mentions batch normalisation. The released ResNet-101 configuration
+freezes it: its BatchNorm layers use the stored ImageNet statistics (``use_global_stats``) and
+its Scale layers (gamma, beta) have learning rate 0, so neither is updated. Why is not written
+down; a likely reason (ours) is that the released solver runs one 321x321 crop per forward pass
+(batch 1, iter_size 10), too little to estimate statistics from. Frozen, batch norm is a fixed
 per-channel affine map
 
     y = gamma (x - mean) / sqrt(var + eps) + beta = scale * x + shift.
@@ -21,8 +24,8 @@ from torch import nn
 class FrozenBatchNorm2d(nn.Module):
     """Batch norm that always uses its stored statistics, in ``train()`` mode too.
 
-    ``weight`` and ``bias`` are ``nn.Parameter``s with ``requires_grad=False``: they count as the
-    model's parameters (as in the paper's parameter counts) but no optimiser updates them.
+    ``weight`` and ``bias`` are ``nn.Parameter``s with ``requires_grad=False``: they count among
+    the model's parameters, as ``nn.BatchNorm2d``'s would, but no optimiser updates them.
 
     Shapes: (N, C, H, W) -> (N, C, H, W).
     """

@@ -1,9 +1,12 @@
-"""Multi-scale inputs (MSC) and the resizing of scores (Sec. 4, "Multi-scale inputs").
+"""Multi-scale inputs (MSC) and the resizing of scores (Sec. 3.2 and 4.1.2, "Multi-scale inputs").
 
-The image goes through the same network at scales 1, 0.75 and 0.5; each scale's class scores
-are brought to the size of the scale-1 scores by bilinear interpolation and fused by taking the
-maximum over scales at each position and class. Training puts a loss on every scale's scores
-and on the fused ones.
+The paper's text: the image goes through the same network at scales 1, 0.75 and 0.5, the score
+maps are interpolated bilinearly and fused by "taking at each position the maximum response
+across the different scales", "both during training and testing". As in the released
+configuration, the scores are fused at the size of the scale-1 scores (the text says at the
+image's resolution; the maximum and the bilinear upsampling do not commute, so the two differ
+slightly), and training puts a loss on every scale's scores and on the fused ones (the released
+configuration's four losses; the text does not say how MSC is supervised).
 
 Sizes follow Caffe's ``Interp`` layer, used by the released models: resizing maps the corner
 pixels onto each other (``align_corners=True``), and an image of size s at scale f has

@@ -6,7 +6,7 @@ DeepLab way (Sec. 3.1): four stages that would each halve the resolution, the la
 removed and the convolution after it dilated by 2, so the scores come out at output stride 8 with
 the field of view of the output-stride-16 network. At output stride 32 both convolutions of the
 last stage stride instead: the same weights at three densities, for comparing output strides. Batch norm is trained here, not frozen:
-freezing only makes sense with ImageNet statistics to keep (the paper's case).
+freezing only makes sense with ImageNet statistics to keep (the released configuration's case).
 
 Shapes: (N, 3, H, W) -> (N, 2 width, ceil(H / 8), ceil(W / 8)).
 """
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-
 
 # Output stride -> ((strides of the last stage's two convolutions), rate of its second).
 LAST_STAGE = {8: ((1, 1), 2), 16: ((2, 1), 1), 32: ((2, 2), 1)}
