@@ -26,3 +26,21 @@ def test_examples_load_and_missing_files_are_named(tmp_path, monkeypatch):
     monkeypatch.setattr(viz_crf, "EXAMPLES", tmp_path)
     with pytest.raises(FileNotFoundError, match="anno1.png"):
         viz_crf.load_example(1)
+
+
+def test_before_after_scores_the_band_with_the_trimap_meters_mean_iou():
+    result = viz_crf.before_after(2, band=4)
+    for stage in ("before", "after"):
+        assert 0.0 < result[f"{stage}_band_mean_iou"] < result[f"{stage}_band_accuracy"] <= 1.0
+    assert result["after_band_mean_iou"] > result["before_band_mean_iou"] + 0.1
+
+
+def test_label_figures_name_their_classes():
+    figure = viz_crf.crf_before_after_figure(2)
+    (legend,) = figure.legends
+    assert [t.get_text() for t in legend.get_texts()] == ["background", "bench"]
+    assert "mIoU" in figure.axes[1].get_title()
+    grid = viz_crf.parameter_grid_figure(2, {"pos_xy_std": [1.0, 3.0]})
+    assert [t.get_text() for t in grid.legends[0].get_texts()] == ["background", "bench"]
+    assert grid.axes[1].get_title() == "sigma_gamma (pos_xy_std) = 3"
+    assert viz_crf.label_colours(1).shape == (2, 3)

@@ -4,8 +4,11 @@ effect of the kernel parameters. The photos are pydensecrf's examples (deeplab_r
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 from PIL import Image
 from scipy import ndimage
 
@@ -13,9 +16,31 @@ from deeplab_ref.boundaries import boundary_band
 from deeplab_ref.crf import PermutohedralLattice, dense_crf
 from deeplab_ref.crf.examples import FOLDER, example_path
 from deeplab_ref.crf.permutohedral import elevate
+from deeplab_ref.evaluate import TrimapMeter
 
 EXAMPLES = FOLDER  # where load_example reads; a test points it elsewhere
 IGNORE = 255
+CLASS_NAMES = {1: ("goose", "water"), 2: ("background", "bench")}  # labels 0, 1 of each example
+# Colours for the figures: the object orange, its surroundings blue (the annotations' own colours
+# are two similar greens).
+OBJECT, SURROUNDINGS = (230, 120, 30), (40, 90, 170)
+CLASS_COLOURS = {1: (OBJECT, SURROUNDINGS), 2: (SURROUNDINGS, OBJECT)}
+# dense_crf's CRF parameters in the paper's symbols (Eq. 3).
+SYMBOLS = {
+    "bi_w": "w1",
+    "bi_xy_std": "sigma_alpha",
+    "bi_rgb_std": "sigma_beta",
+    "pos_w": "w2",
+    "pos_xy_std": "sigma_gamma",
+}
+
+
+# dense_crf's defaults for those parameters.
+DEFAULTS = {
+    name: parameter.default
+    for name, parameter in inspect.signature(dense_crf).parameters.items()
+    if name in SYMBOLS
+}
 
 
 def _read_rgb(name: str) -> np.ndarray:
@@ -37,6 +62,18 @@ def load_example(k: int) -> dict[str, np.ndarray]:
     reference = np.searchsorted(colours, packed["out"]).astype(np.int64)
     image = _read_rgb(f"im{k}.png")
     return {"image": image, "annotation": annotation, "reference": reference, "colours": colours}
+
+
+def label_colours(k: int) -> np.ndarray:
+    """(C, 3) uint8: the figures' colour of each of example k's labels (CLASS_COLOURS)."""
+    return np.array(CLASS_COLOURS[k], np.uint8)
+
+
+def add_class_legend(figure: Figure, names: list[str] | tuple[str, ...], colours) -> None:
+    """A legend at figure's right with one patch of colours (C, 3) uint8 per class name (the
+    figure needs the constrained layout)."""
+    handles = [Patch(color=c / 255.0, label=n) for n, c in zip(names, colours, strict=True)]
+    figure.legend(handles=handles, loc="outside right center", fontsize=9, title="labels")
 
 
 def coarse_probs(
@@ -63,10 +100,14 @@ def coarse_probs(
 
 
 def before_after(k: int = 1, band: float = 4) -> dict:
-    """Example k's reference labels seen at output stride 8, refined by ``dense_crf`` (DeepLab
-    defaults): label maps and pixel accuracies overall and within ``band`` pixels of a boundary
-    of the reference (``boundaries.boundary_band``, the trimap band; the paper's Fig. 10 plots
-    the mean IoU within it, which ``evaluate.TrimapMeter`` gives)."""
+    """Example k's reference labels seen at output stride 8, refined by ``dense_crf`` (the
+    library's defaults): label maps, pixel accuracies overall and within ``band`` pixels of a
+    boundary of the reference (``boundaries.boundary_band``, the trimap band), and the mean IoU
+    within that band (``evaluate.TrimapMeter``; what the paper's Fig. 10 plots).
+
+    The reference is pydensecrf's own CRF result for the example, not a human annotation, so
+    these scores flatter a CRF (``viz.crf_explorer.crf_scores`` also scores against the
+    example's coarse annotation)."""
     example = load_example(k)
     reference = example["reference"]
     probs = coarse_probs(reference, len(example["colours"]))
@@ -77,34 +118,42 @@ def before_after(k: int = 1, band: float = 4) -> dict:
         correct = result[name] == reference
         result[f"{name}_accuracy"] = float(correct.mean())
         result[f"{name}_band_accuracy"] = float(correct[near].mean())
+        meter = TrimapMeter(len(example["colours"]), [band], ignore_index=IGNORE)
+        meter.update(result[name], reference)
+        result[f"{name}_band_mean_iou"] = float(meter.mean_iou[0])
     return result
 
 
 def crf_before_after_figure(k: int = 1, band: float = 4) -> Figure:
-    """Photo, the coarse stride-8 labels, the CRF's labels and the reference, side by side, with
-    the accuracies within ``band`` pixels of a boundary."""
+    """Photo, the coarse stride-8 labels, the CRF's labels and the reference (pydensecrf's CRF
+    result), side by side with a class legend, with the mean IoU and the accuracy within
+    ``band`` pixels of the reference's boundaries."""
     result = before_after(k, band)
     example = result["example"]
-    colours = example["colours"]
-    rgb = np.stack([(colours >> s) & 255 for s in (16, 8, 0)], axis=1).astype(np.uint8)
+    rgb = label_colours(k)
+
+    def scores(stage: str) -> str:
+        return (
+            f"mIoU {result[f'{stage}_band_mean_iou']:.1%}, "
+            f"accuracy {result[f'{stage}_band_accuracy']:.1%}"
+        )
+
     panels = [
         ("photo", example["image"]),
-        (
-            f"stride-8 scores: {result['before_band_accuracy']:.1%} near edges",
-            rgb[result["before"]],
-        ),
-        (f"after the CRF: {result['after_band_accuracy']:.1%}", rgb[result["after"]]),
-        ("reference", rgb[example["reference"]]),
+        (f"stride-8 labels: {scores('before')}", rgb[result["before"]]),
+        (f"after the CRF: {scores('after')}", rgb[result["after"]]),
+        ("reference (pydensecrf's CRF result)", rgb[example["reference"]]),
     ]
-    figure = Figure(figsize=(13, 3.2))
+    figure = Figure(figsize=(14, 3.4), layout="constrained")
     for ax, (title, picture) in zip(figure.subplots(1, 4), panels, strict=True):
         ax.imshow(picture)
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title, fontsize=9)
         ax.set_axis_off()
     figure.suptitle(
-        "Fully connected CRF (DeepLab defaults, 10 mean-field iterations); accuracy within "
-        f"{band:g} pixels of a boundary"
+        "Fully connected CRF (the library's defaults, 10 mean-field iterations); scores within "
+        f"{band:g} pixels of the reference's boundaries"
     )
+    add_class_legend(figure, CLASS_NAMES.get(k, ("label 0", "label 1")), rgb)
     return figure
 
 
@@ -157,23 +206,30 @@ def lattice_diagram_figure(seed: int = 3, n_points: int = 12) -> Figure:
 
 
 def parameter_grid_figure(k: int = 2, settings: dict[str, list[float]] | None = None) -> Figure:
-    """The CRF's labels on example k's stride-8 scores as one parameter varies per row, the
-    others at DeepLab's defaults."""
+    """The CRF's labels on example k's stride-8 scores as one parameter varies per row (each of
+    ``dense_crf``'s five by default: w1, sigma_alpha, sigma_beta, w2, sigma_gamma), the others
+    at the library's defaults; the example's label colours, with a legend."""
     settings = settings or {
-        "bi_rgb_std": [1.0, 3.0, 13.0],
-        "bi_xy_std": [10.0, 67.0, 200.0],
         "bi_w": [0.0, 4.0, 20.0],
+        "bi_xy_std": [10.0, 67.0, 200.0],
+        "bi_rgb_std": [1.0, 3.0, 13.0],
         "pos_w": [0.0, 3.0, 30.0],
+        "pos_xy_std": [1.0, 3.0, 10.0],
     }
     example = load_example(k)
+    rgb = label_colours(k)
     probs = coarse_probs(example["reference"], len(example["colours"]))
     columns = max(len(v) for v in settings.values())
-    figure = Figure(figsize=(3 * columns, 2.4 * len(settings)))
+    figure = Figure(figsize=(3 * columns + 1.2, 2.3 * len(settings)), layout="constrained")
     axes = figure.subplots(len(settings), columns, squeeze=False)
+    refined: dict[tuple[str, float], np.ndarray] = {}  # a value equal to the default runs once
     for row, (name, choices) in enumerate(settings.items()):
         for ax, value in zip(axes[row], choices, strict=False):
-            labels = dense_crf(example["image"], probs, **{name: value}).argmax(0)
-            ax.imshow(labels, cmap="tab10", vmin=0, vmax=9, interpolation="nearest")
-            ax.set_title(f"{name} = {value:g}", fontsize=9)
+            key = ("default", 0.0) if value == DEFAULTS.get(name) else (name, value)
+            if key not in refined:
+                refined[key] = dense_crf(example["image"], probs, **{name: value}).argmax(0)
+            ax.imshow(rgb[refined[key]], interpolation="nearest")
+            ax.set_title(f"{SYMBOLS.get(name, name)} ({name}) = {value:g}", fontsize=9)
             ax.set_axis_off()
+    add_class_legend(figure, CLASS_NAMES.get(k, ("label 0", "label 1")), rgb)
     return figure
