@@ -27,6 +27,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from deeplab_ref.crf import checks
 from deeplab_ref.crf.exact import ExactGaussianFilter
 from deeplab_ref.crf.mean_field_filters import (
     ROW_BLOCK,
@@ -37,24 +38,12 @@ from deeplab_ref.crf.mean_field_filters import (
 from deeplab_ref.crf.permutohedral import PermutohedralLattice
 
 NORMALIZATIONS = ("symmetric", "after", "before", "none")
-PROBABILITY_CLIP = 1e-5
-
-
-def _positive(name: str, value: float) -> float:
-    if not np.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
-    return float(value)
-
-
-def _finite(name: str, value: float) -> float:
-    if not np.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    return float(value)
+PROBABILITY_CLIP = checks.PROBABILITY_CLIP
 
 
 def gaussian_features(height: int, width: int, xy_std: float) -> np.ndarray:
     """Pixel positions (col / xy_std, row / xy_std): (H * W, 2) float32, row-major pixels."""
-    scale = np.float32(_positive("xy_std", xy_std))
+    scale = np.float32(checks.positive("xy_std", xy_std))
     rows, cols = np.mgrid[:height, :width].astype(np.float32)
     return np.stack([cols.ravel() / scale, rows.ravel() / scale], axis=1)
 
@@ -62,7 +51,9 @@ def gaussian_features(height: int, width: int, xy_std: float) -> np.ndarray:
 def bilateral_features(image: np.ndarray, xy_std: float, rgb_std: float) -> np.ndarray:
     """(col, row) / xy_std and (r, g, b) / rgb_std per pixel of image (H, W, 3): (H * W, 5)."""
     height, width = image.shape[:2]
-    colour = image.reshape(-1, 3).astype(np.float32) / np.float32(_positive("rgb_std", rgb_std))
+    colour = image.reshape(-1, 3).astype(np.float32) / np.float32(
+        checks.positive("rgb_std", rgb_std)
+    )
     return np.concatenate([gaussian_features(height, width, xy_std), colour], axis=1)
 
 
@@ -170,7 +161,7 @@ class DenseCRF:
                 norm = (1.0 / (row_sum + 1e-20)).astype(np.float32)
         before = norm if normalization in ("symmetric", "before") else None
         after = norm if normalization in ("symmetric", "after") else None
-        weight_ = np.float32(_finite("weight", weight))
+        weight_ = np.float32(checks.finite("weight", weight))
         after = np.full(len(features), weight_, np.float32) if after is None else after * weight_
         kernel: MeanFieldFilter = (
             ExactScaledFilter(gaussian, before, after)
@@ -204,10 +195,7 @@ class DenseCRF:
     def _steps(self, iterations: int) -> Iterator[np.ndarray]:
         """Q (N, C) before the first update and after each of ``iterations`` (each Q is
         overwritten two steps later: copy what you keep)."""
-        if isinstance(iterations, bool) or not isinstance(iterations, int | np.integer):
-            raise ValueError(f"iterations must be an integer, got {iterations!r}")
-        if iterations < 0:
-            raise ValueError(f"iterations must be >= 0, got {iterations}")
+        iterations = checks.iterations(iterations)
         q = softmax_labels(self.neg_unary.copy(), bounded=True)
         yield q
         attractive = all(weight >= 0 for weight in self.weights)
@@ -255,25 +243,18 @@ class DenseCRF:
 
 
 def _check_inputs(image: np.ndarray, probs: np.ndarray) -> None:
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
-        raise ValueError(f"image must be a uint8 numpy array, got {getattr(image, 'dtype', image)}")
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"image must be RGB (H, W, 3), got shape {image.shape}")
-    if not isinstance(probs, np.ndarray) or not np.issubdtype(probs.dtype, np.floating):
-        raise ValueError(f"probs must be a float numpy array, got {getattr(probs, 'dtype', probs)}")
-    if probs.ndim != 3 or probs.shape[0] < 1:
-        raise ValueError(f"probs must be (C, H, W), got shape {probs.shape}")
-    if probs.shape[1:] != image.shape[:2]:
-        raise ValueError(f"probs is {probs.shape[1:]} pixels but image is {image.shape[:2]}")
-    if not np.all(np.isfinite(probs)):
-        raise ValueError("probs contains NaN or infinite values")
-    if probs.min() < 0:
-        raise ValueError(f"probs must be >= 0, found {probs.min()}")
+    """The checks of ``checks.py``, on numpy arrays."""
+    image_ok = isinstance(image, np.ndarray) and image.dtype == np.uint8
+    found = getattr(image, "dtype", image)
+    checks.check_image("image", image_ok, "numpy array", found, getattr(image, "shape", ()))
+    probs_ok = isinstance(probs, np.ndarray) and np.issubdtype(probs.dtype, np.floating)
+    found = getattr(probs, "dtype", probs)
+    shape = getattr(probs, "shape", ())
+    checks.check_probs_shape("probs", probs_ok, "numpy array", found, shape, image.shape)
+    all_finite = bool(np.all(np.isfinite(probs)))
     total = probs.sum(axis=0, dtype=np.float64)
-    if np.abs(total - 1.0).max() > 1e-3:
-        raise ValueError(
-            f"probs must sum to 1 over classes; sums range {total.min()}..{total.max()}"
-        )
+    minimum = float(probs.min()) if all_finite else float("nan")
+    checks.check_probs_values("probs", all_finite, minimum, float(total.min()), float(total.max()))
 
 
 def dense_crf(
@@ -306,6 +287,6 @@ def dense_crf(
     """
     _check_inputs(image, probs)
     crf = DenseCRF(unary_from_probs(probs))
-    crf.add_gaussian(pos_xy_std, _finite("pos_w", pos_w))
-    crf.add_bilateral(image, bi_xy_std, bi_rgb_std, _finite("bi_w", bi_w))
+    crf.add_gaussian(pos_xy_std, checks.finite("pos_w", pos_w))
+    crf.add_bilateral(image, bi_xy_std, bi_rgb_std, checks.finite("bi_w", bi_w))
     return crf.inference(iterations)

@@ -29,16 +29,17 @@ import numpy as np
 import scipy.sparse as sp
 
 
-def elevate(features: np.ndarray) -> np.ndarray:
-    """Scale features (d, N) and embed them in the plane sum(x) = 0 of R^{d+1}: (d + 1, N) float32.
-
-    The scale makes the blur below approximate a unit-variance Gaussian (Adams et al. p. 6).
-    """
-    d, n = features.shape
+def elevation_scale(d: int) -> np.ndarray:
+    """The scale (d,) float32 of each feature dimension before the embedding: it makes the blur
+    below approximate a unit-variance Gaussian (Adams et al. p. 6)."""
     inv_std = np.float32(np.sqrt(2.0 / 3.0) * (d + 1))
-    scale = (1.0 / np.sqrt((np.arange(d) + 2.0) * (np.arange(d) + 1.0)) * inv_std).astype(
-        np.float32
-    )
+    return (1.0 / np.sqrt((np.arange(d) + 2.0) * (np.arange(d) + 1.0)) * inv_std).astype(np.float32)
+
+
+def elevate(features: np.ndarray) -> np.ndarray:
+    """Scale features (d, N) and embed them in the plane sum(x) = 0 of R^{d+1}: (d + 1, N) float32."""
+    d, n = features.shape
+    scale = elevation_scale(d)
     elevated = np.empty((d + 1, n), np.float32)
     partial_sum = np.zeros(n, np.float32)
     for j in range(d, 0, -1):
