@@ -251,6 +251,7 @@ def test_crf_parameter_search_table():
         bi_w=(0, 10),
         bi_xy_std=(20,),
         bi_rgb_std=(5, 10),
+        refine=False,
         processes=1,
     )
     assert len(table) == 4
