@@ -1,5 +1,6 @@
-"""Smoke test of ``benchmarks/train_throughput.py`` at its CPU size (``--tiny``); no timing is
-checked, only that every part runs and that its FLOP counts agree with the library's."""
+"""Smoke tests of ``benchmarks/train_throughput.py`` and ``benchmarks/crf.py`` at their CPU size
+(``--tiny``); no timing is checked, only that every part runs, that the FLOP counts agree with
+the library's and that the CRF versions agree with each other."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ from pathlib import Path
 import pytest
 import torch
 
-BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "train_throughput.py"
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+BENCHMARK = BENCHMARKS / "train_throughput.py"
 
 
-def load_benchmark():
-    spec = importlib.util.spec_from_file_location("train_throughput", BENCHMARK)
+def load_benchmark(path: Path = BENCHMARK):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
@@ -78,3 +80,19 @@ def test_claims_rules():
     assert claims.scaled_rates((12,)) == (3,)
     assert claims.is_real([0.70, 0.72, 0.71], [0.60, 0.61, 0.62])
     assert not claims.is_real([0.70, 0.60, 0.65], [0.66, 0.64, 0.68])
+
+
+def test_crf_benchmark_tiny(capsys, tmp_path):
+    threads = torch.get_num_threads()
+    results = tmp_path / "crf.md"
+    rows = load_benchmark(BENCHMARKS / "crf.py").main(["--tiny", "--results", str(results)])
+    (row,) = rows["cpu"]
+    for version in ("pydensecrf", "numpy", "torch", "torch 1 thread"):
+        assert all(math.isfinite(t) and t > 0 for t in row[version])
+    assert row["agree"] >= 0.999 and row["max_dq"] < 1e-2 and row["max_dq_numpy"] < 1e-2
+    assert ("gpu" in rows) == torch.cuda.is_available()
+    out = capsys.readouterr().out
+    assert (
+        "| 64x48, 3 labels, DeepLab, 5 it |" in out and out.strip() == results.read_text().strip()
+    )
+    assert torch.get_num_threads() == threads
