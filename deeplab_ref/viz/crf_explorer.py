@@ -12,6 +12,8 @@ against its width; ``evaluate.TrimapMeter``).
 
 from __future__ import annotations
 
+import base64
+import io
 from collections.abc import Sequence
 from typing import Any
 
@@ -182,13 +184,28 @@ def crf_labels_figure(
     return figure
 
 
+def figure_output(figure: Figure) -> dict[str, Any]:
+    """figure as one ``display_data`` output (PNG), for an ``ipywidgets.Output``'s outputs."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    png = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return {
+        "output_type": "display_data",
+        "data": {"image/png": png, "text/plain": repr(figure)},
+        "metadata": {},
+    }
+
+
 def crf_parameter_widget(k: int = 2):
-    """An ``ipywidgets.interactive`` with one slider per CRF parameter (w1, sigma_alpha,
-    sigma_beta, w2, sigma_gamma; the library's defaults to start) that reruns ``dense_crf`` on
-    example k's stride-8 probabilities and redraws ``crf_labels_figure`` when a slider is let go.
+    """One slider per CRF parameter (w1, sigma_alpha, sigma_beta, w2, sigma_gamma; the library's
+    defaults to start) above a picture that ``dense_crf`` on example k's stride-8 probabilities
+    redraws (``crf_labels_figure``) when a slider is let go. Returns an ``ipywidgets.VBox``.
+
+    The picture is written into the ``Output`` widget's outputs directly instead of being
+    displayed inside ``with output:`` (what ``ipywidgets.interact`` does): executed by nbconvert
+    or nbval, a cell that captures output that way sometimes never finishes (an nbclient race).
     """
     import ipywidgets
-    from IPython.display import display
 
     example, probs = example_input(k)
     ranges = {
@@ -211,9 +228,15 @@ def crf_parameter_widget(k: int = 2):
         )
         for name, (low, high, step) in ranges.items()
     }
+    picture = ipywidgets.Output()
 
-    def draw(**parameters: float) -> None:
+    def draw(change: object = None) -> None:
+        parameters = {name: slider.value for name, slider in sliders.items()}
         labels = dense_crf(example["image"], probs, **parameters).argmax(0)
-        display(crf_labels_figure(k, example, probs, labels, parameters))
+        figure = crf_labels_figure(k, example, probs, labels, parameters)
+        picture.outputs = (figure_output(figure),)
 
-    return ipywidgets.interactive(draw, **sliders)
+    for slider in sliders.values():
+        slider.observe(draw, names="value")
+    draw()
+    return ipywidgets.VBox([*sliders.values(), picture])
