@@ -227,12 +227,13 @@ class DenseCRF:
         return self._grid(q)
 
     def objective(self, q: np.ndarray) -> float:
-        """The mean-field free energy KL(Q || P) + log Z of Q (C, H, W):
+        """The mean-field free energy KL(Q || P) - log Z of Q (C, H, W):
 
         sum_il Q log Q + sum_il Q theta_i(l) - 1/2 sum_k w_k sum_il Q Ktilde_k(Q)
 
         (Potts written as a reward for equal labels, the same up to a constant). Mean field lowers
-        it; pydensecrf's ``klDivergence`` counts the pairwise sum twice.
+        it in practice (no step is guaranteed to); pydensecrf's ``klDivergence`` counts the
+        pairwise sum twice.
         """
         flat = np.ascontiguousarray(q.reshape(self.n_labels, -1).T, np.float32)
         entropy_term = np.sum(flat * np.log(np.maximum(flat, 1e-20)), dtype=np.float64)
@@ -279,7 +280,9 @@ def dense_crf(
             weight (s_gamma, w2).
         bi_xy_std, bi_rgb_std, bi_w: the bilateral kernel's standard deviations in pixels and in
             intensity levels (0-255), and its weight (s_alpha, s_beta, w1).
-            Defaults: DeepLab-v2 ResNet-101's released values.
+            Defaults: 4/67/3 and 3/1, the ResNet-101 values kazuto1011/deeplab-pytorch uses and
+            attributes to the official release (second-hand; the paper fixes w2 = sigma_gamma
+            = 3 and reports no chosen values).
 
     Returns:
         Refined probabilities Q (C, H, W) float32; ``Q.argmax(0)`` is the label map. Matches
