@@ -20,8 +20,10 @@ the branches' fields; when the branches' centres differ the result is marked ``a
 The effective receptive field is Luo, Li, Urtasun and Zemel, "Understanding the Effective Receptive
 Field in Deep Convolutional Neural Networks" (NIPS 2016): the gradient of one output with respect
 to the input, which fills only part of the theoretical field. ``atrous_footprint`` shows the
-"gridding" of stacked atrous layers and ``valid_taps`` the degeneration of a 3x3 atrous filter when
-its rate nears the feature-map size (the reason for ASPP's image pooling in later DeepLabs).
+"gridding" of stacked atrous layers, ``hdc_max_gap`` the rule of Wang et al. (2018, "hybrid
+dilated convolution") that predicts it, and ``valid_taps`` the degeneration of a 3x3 atrous filter
+when its rate nears the feature-map size (the reason for ASPP's image pooling in later DeepLabs).
+``layer_by_layer`` traces the field after every layer of an ``nn.Sequential``.
 """
 
 from __future__ import annotations
@@ -283,6 +285,32 @@ def receptive_field(module: nn.Module, input_size: tuple[int, ...]) -> Any:
     return tree_map(field_of, out)
 
 
+class _EveryLayer(nn.Module):
+    """Runs an ``nn.Sequential`` and returns every layer's output, for tracing them at once."""
+
+    def __init__(self, layers: nn.Sequential) -> None:
+        super().__init__()
+        self.layers = layers
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        outputs = []
+        for layer in self.layers:
+            x = layer(x)
+            outputs.append(x)
+        return outputs
+
+
+def layer_by_layer(layers: nn.Sequential, input_size: tuple[int, ...]) -> list[ReceptiveField]:
+    """The receptive field after each layer of ``layers`` (one trace, as in ``receptive_field``).
+
+    Entry i is the field of the output of ``layers[i]`` with respect to the input of
+    ``layers[0]``; activations repeat the field of the layer before them.
+    """
+    if not isinstance(layers, nn.Sequential) or len(layers) == 0:
+        raise ValueError(f"layers must be a non-empty nn.Sequential, got {type(layers).__name__}")
+    return list(receptive_field(_EveryLayer(layers), input_size))
+
+
 def effective_receptive_field(
     module: nn.Module, input_size: tuple[int, ...], n_samples: int = 8, seed: int = 0
 ) -> np.ndarray:
@@ -329,3 +357,24 @@ def valid_taps(rate: int, size: int, kernel: int = 3) -> np.ndarray:
     positions = np.arange(size)[:, None] + offsets[None, :]
     inside = ((positions >= 0) & (positions < size)).sum(axis=1)
     return np.outer(inside, inside)
+
+
+def hdc_max_gap(rates: list[int] | tuple[int, ...]) -> int:
+    """Wang et al.'s "maximum distance between two nonzero values", M_2, for a stack of 3x3
+    atrous layers at ``rates`` (r_1 first, the layer nearest the input).
+
+    M_n = r_n and M_i = max(M_{i+1} - 2 r_i, M_{i+1} - 2 (M_{i+1} - r_i), r_i) for i = n-1 .. 2
+    (Wang et al., "Understanding Convolution for Semantic Segmentation", WACV 2018).
+    Their design goal is M_2 <= 3, the kernel size: the first layer, at rate 1, then fills every
+    gap. The recurrence follows the layers in the order given and is meant for increasing rates;
+    the set of pixels a stack reads does not depend on the order, and for 3x3 kernels a stack
+    reads every pixel exactly when its smallest rate is 1 and M_2 <= 3 with the rates sorted
+    (tested against ``atrous_footprint``).
+    """
+    rates = list(rates)
+    if len(rates) < 2 or not all(isinstance(r, int | np.integer) and r >= 1 for r in rates):
+        raise ValueError(f"rates must be at least two positive ints, got {rates!r}")
+    gap = int(rates[-1])
+    for rate in reversed(rates[1:-1]):
+        gap = max(gap - 2 * rate, gap - 2 * (gap - rate), int(rate))
+    return gap

@@ -26,8 +26,22 @@ def test_branch_taps_are_output_stride_times_rate_apart(rate):
 def test_figures_draw_one_panel_per_branch():
     assert len(viz_aspp.aspp_fields_of_view_figure((2, 4, 8)).axes) == 3
     assert len(viz_aspp.aspp_diagram_figure().axes) == 1
-    maps = [np.zeros((5, 5)), np.ones((5, 5))]
-    assert len(viz_aspp.branch_scores_figure(np.zeros((9, 9, 3)), maps, (6, 12)).axes) == 4
+
+
+def test_branch_class_scores_figure_panels():
+    rng = np.random.default_rng(0)
+    scores = [rng.normal(size=(3, 5, 5)) for _ in range(2)]
+    image, label = np.zeros((40, 40, 3), np.uint8), np.zeros((40, 40), np.int64)
+    figure = viz_aspp.branch_class_scores_figure(image, label, scores, (6, 12), ("a", "b", "c"))
+    # a header row and one row per class; columns: 2 branches, their colour bar, a spacer, the
+    # sum and its colour bar
+    assert len(figure.axes) == 4 * 6
+    branch = figure.axes[1 * 6 + 1].get_images()[0].get_array()  # class "a", the rate-12 branch
+    summed = figure.axes[1 * 6 + 4].get_images()[0].get_array()  # class "a", the sum
+    np.testing.assert_allclose(branch, scores[1][0])
+    np.testing.assert_allclose(summed, scores[0][0] + scores[1][0])
+    with pytest.raises(ValueError, match="branches"):
+        viz_aspp.branch_class_scores_figure(image, label, scores, (6,), ("a", "b", "c"))
 
 
 def test_sample_photo_is_a_square_rgb_image():

@@ -11,6 +11,8 @@ from deeplab_ref.receptive_field import (
     ReceptiveField,
     atrous_footprint,
     effective_receptive_field,
+    hdc_max_gap,
+    layer_by_layer,
     layer_stack,
     receptive_field,
     valid_taps,
@@ -370,3 +372,43 @@ def test_deeplab_vgg16_pool5_is_not_dilated():
     with torch.device("meta"):
         fields = [receptive_field(VGG16(output_stride=os), (3, 321, 321)) for os in (8, 16, 32)]
     assert [f.field_of_view[0] for f in fields] == [227, 243, 243]
+
+
+def test_layer_by_layer_against_prefix_traces():
+    with torch.device("meta"):
+        model = deeplab_v2("vgg16", "largefov")
+    layers = nn.Sequential(*model.backbone.features, model.head.branches[0].fc6)
+    fields = layer_by_layer(layers, (3, 321, 321))
+    assert len(fields) == len(layers)
+    for end in (1, 5, 17, 24, len(layers)):
+        with torch.device("meta"):
+            prefix = receptive_field(layers[:end], (3, 321, 321))
+        assert fields[end - 1].field_of_view == prefix.field_of_view
+        assert fields[end - 1].stride == prefix.stride
+        assert fields[end - 1].padding == prefix.padding
+    assert fields[-1].field_of_view == (419, 419)  # DeepLab-LargeFOV up to fc6
+    with pytest.raises(ValueError, match="nn.Sequential"):
+        layer_by_layer(nn.Sequential(), (3, 9, 9))
+
+
+def test_hdc_max_gap_examples():
+    # Wang et al.'s examples: [1, 2, 5] works (M_2 = 2 <= 3), [1, 2, 9] does not (M_2 = 5).
+    assert hdc_max_gap([1, 2, 5]) == 2
+    assert hdc_max_gap([1, 2, 9]) == 5
+    assert hdc_max_gap([1, 2, 4, 8]) == 2
+    assert hdc_max_gap([3, 4]) == 4
+    with pytest.raises(ValueError, match="at least two"):
+        hdc_max_gap([1])
+
+
+def test_hdc_condition_is_exactly_the_footprint_without_holes():
+    # Every sorted list of two to four rates up to 9: the stack of 3x3 layers reads every pixel
+    # of its field exactly when its smallest rate is 1 and M_2 <= 3.
+    import itertools
+
+    for n in (2, 3, 4):
+        for rates in itertools.combinations_with_replacement(range(1, 10), n):
+            reads_all = bool((atrous_footprint(list(rates)) > 0).all())
+            assert reads_all == (rates[0] == 1 and hdc_max_gap(rates) <= 3), rates
+    # The order of the layers changes the recurrence, not the pixels read.
+    assert (atrous_footprint([1, 3, 1]) > 0).all() and hdc_max_gap([1, 3, 1]) == 5

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from deeplab_ref.models import deeplab_v2
-from deeplab_ref.receptive_field import receptive_field
+from deeplab_ref.receptive_field import atrous_footprint, receptive_field
 from deeplab_ref.viz import receptive_field as viz
 
 matplotlib.use("Agg")
@@ -55,11 +55,49 @@ def test_field_of_view_by_rate_against_traced_models():
 @pytest.mark.parametrize(
     ("name", "n_axes"),
     [
-        ("sparse_vs_dense_figure", 3),
+        ("sparse_vs_dense_figure", 5),  # three panels, two colour bars
         ("field_of_view_vs_rate_figure", 2),
-        ("gridding_figure", 3),
-        ("effective_field_figure", 3),
+        ("gridding_figure", 5),  # four stacks and their colour bar
+        ("effective_field_figure", 4),  # three rates and their colour bar
     ],
 )
 def test_figures_draw(name, n_axes):
     assert len(getattr(viz, name)().axes) == n_axes
+
+
+@pytest.mark.parametrize("rates", [[2, 2], [1, 5], [3, 4], [1, 2, 5], [1, 2, 4, 8], [5, 2, 1], [1]])
+def test_footprint_summary_counts_the_holes(rates):
+    summary = viz.footprint_summary(rates)
+    footprint = atrous_footprint(rates)
+    assert summary["span"] == footprint.shape[0] == 2 * sum(rates) + 1
+    assert summary["read"] + summary["holes"] == footprint.size
+    assert summary["holes"] == int((footprint == 0).sum())
+    assert summary["hdc"] == (summary["holes"] == 0)
+    assert len(viz.footprint_figure(rates).axes) == 3  # map, its colour bar, the centre row
+
+
+def test_parse_rates():
+    assert viz.parse_rates("1, 2, 5") == [1, 2, 5]
+    assert viz.parse_rates(" 3 4 ") == [3, 4]
+    for text, message in [("", "one or more"), ("1, two", "whole numbers"), ("0 1", "positive"),
+                          ("1 " * 9, "at most"), ("1 100", "at most")]:  # fmt: skip
+        with pytest.raises(ValueError, match=message):
+            viz.parse_rates(text)
+
+
+def test_effective_fields_numbers():
+    fields = viz.effective_fields((1, 2), size=33)
+    assert fields[1]["read"] == 1.0  # a rate-1 stack reads every pixel of its field
+    assert 0 < fields[2]["read"] < 0.5  # rate 2 reads a grid: odd offsets get no gradient
+    for result in fields.values():
+        assert 0 < result["centre"] < 1
+        assert result["erf"].shape == (33, 33)
+
+
+def test_rates_widget_redraws():
+    ipywidgets = pytest.importorskip("ipywidgets")
+    rates = viz.rates_widget("1, 2, 5")
+    box = next(c for c in rates.children if isinstance(c, ipywidgets.Text))
+    box.value = "3, 4"
+    assert rates.kwargs["rates"] == "3, 4"
+    box.value = "not rates"  # prints the reason instead of raising

@@ -1,5 +1,5 @@
 """Figures for ASPP (DeepLab Sec. 3.2, Fig. 4): the head's diagram, each branch's field of view
-over a photo, and each branch's score map before the sum."""
+over a photo, and each branch's class-score maps before the sum."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from matplotlib.patches import FancyArrowPatch, Rectangle
 from PIL import Image
 
 from deeplab_ref.models.aspp import HEAD_RATES, branch_field_of_view
+from deeplab_ref.viz.data import class_legend, colorize_label
 
 
 def sample_photo(size: int = 513) -> np.ndarray:
@@ -101,20 +102,70 @@ def aspp_diagram_figure(
     return figure
 
 
-def branch_scores_figure(
-    photo: np.ndarray, branch_maps: list[np.ndarray], atrous_rates: tuple[int, ...]
+def branch_class_scores_figure(
+    image: np.ndarray,
+    label: np.ndarray,
+    branch_scores: list[np.ndarray],
+    atrous_rates: tuple[int, ...],
+    class_names: tuple[str, ...] | list[str],
 ) -> Figure:
-    """The photo, each branch's (h, w) score map for one class, and their sum."""
-    panels = [*branch_maps, np.sum(branch_maps, axis=0)]
-    titles = [f"branch rate {r}" for r in atrous_rates] + ["sum = ASPP output"]
-    figure = Figure(figsize=(2.6 * (len(panels) + 1), 2.9))
-    axes = figure.subplots(1, len(panels) + 1)
-    axes[0].imshow(photo)
-    axes[0].set_title("input")
-    limit = max(float(np.abs(p).max()) for p in panels)
-    for ax, panel, title in zip(axes[1:], panels, titles, strict=True):
-        ax.imshow(panel, cmap="RdBu_r", vmin=-limit, vmax=limit)
-        ax.set_title(title)
-    for ax in axes:
-        ax.set_axis_off()
+    """Each branch's class scores and their sum, for one image.
+
+    Top row: the image (H, W, 3) uint8, its label (H, W) and the prediction (the arg max of the
+    summed scores), in VOC's colours with a class legend. Below, one row per class: each
+    branch's (h, w) score map for that class, on one colour scale (symmetric about 0, with its
+    colour bar), and their sum (the head's output) on a scale of its own. ``branch_scores``: one
+    (K, h, w) array per branch, in the order of ``atrous_rates``.
+    """
+    scores = np.stack([np.asarray(s, dtype=np.float64) for s in branch_scores])  # (B, K, h, w)
+    total = scores.sum(axis=0)
+    n_classes = total.shape[0]
+    if len(class_names) != n_classes or len(atrous_rates) != len(scores):
+        raise ValueError(
+            f"got {len(scores)} branches for {len(atrous_rates)} rates and {n_classes} classes "
+            f"for {len(class_names)} names"
+        )
+    n_branches = len(scores)
+    # Branch maps, their colour bar, a spacer, the sum and its colour bar; a fixed grid (no layout
+    # engine) keeps drawing quick.
+    ratios = [1.0] * n_branches + [0.08, 0.3, 1.0, 0.08]
+    figure = Figure(figsize=(2.2 * (n_branches + 1) + 1.6, 2.1 * (n_classes + 1) + 0.5))
+    grid = figure.subplots(n_classes + 1, len(ratios), squeeze=False, width_ratios=ratios)
+    figure.subplots_adjust(left=0.07, right=0.93, top=0.93, bottom=0.01, wspace=0.1, hspace=0.15)
+    branch_bar, spacer, sum_column, sum_bar = n_branches, n_branches + 1, n_branches + 2, -1
+    extent = (-0.5, image.shape[1] - 0.5, image.shape[0] - 0.5, -0.5)
+    header = [
+        (image, "validation image"),
+        (colorize_label(np.asarray(label)), "its label"),
+        (colorize_label(total.argmax(axis=0)), "prediction (arg max of the sum)"),
+    ]
+    for ax, (picture, title) in zip(grid[0], header, strict=False):
+        ax.imshow(picture, extent=extent)
+        ax.set_title(title, fontsize=9)
+    for ax in [*grid[0, len(header) :], *grid[1:, spacer]]:
+        ax.set_visible(False)
+    for k in range(n_classes):
+        row = grid[k + 1]
+        limit = max(float(np.abs(scores[:, k]).max()), 1e-6)
+        for b in range(n_branches):
+            shown = row[b].imshow(
+                scores[b, k], cmap="RdBu_r", vmin=-limit, vmax=limit, extent=extent
+            )
+        figure.colorbar(shown, cax=row[branch_bar], label="branch score")
+        limit = max(float(np.abs(total[k]).max()), 1e-6)
+        shown = row[sum_column].imshow(
+            total[k], cmap="RdBu_r", vmin=-limit, vmax=limit, extent=extent
+        )
+        figure.colorbar(shown, cax=row[sum_bar], label="summed score")
+        row[0].set_ylabel(f"score of\n{class_names[k]}", fontsize=9)
+    titles = [f"branch, rate {r}" for r in atrous_rates] + ["sum = ASPP output"]
+    for ax, title in zip([*grid[1, :n_branches], grid[1, sum_column]], titles, strict=True):
+        ax.set_title(title, fontsize=9)
+    for ax in [*grid[:, :n_branches].flat, *grid[:, sum_column]]:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    figure.legend(
+        handles=class_legend(class_names), loc="upper center", ncol=n_classes + 1,
+        frameon=False, fontsize=9,
+    )  # fmt: skip
     return figure

@@ -1,12 +1,19 @@
 """Figures for fields of view (DeepLab Sec. 3.1, Fig. 3; Sec. 4.1, Table 1): sparse versus dense
-feature extraction, the field of view as the rate grows, gridding, and the effective field."""
+feature extraction, the field of view as the rate grows, gridding (with a widget for a list of
+rates) and the effective field. Notebook 01's ``viz.atrous`` draws the taps of one filter on a
+small map."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
+from matplotlib import colormaps
+from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
-from matplotlib.patches import Rectangle
+from matplotlib.patches import Patch, Rectangle
+from matplotlib.ticker import MaxNLocator
 from torch import nn
 
 from deeplab_ref.atrous import atrous_conv2d
@@ -14,6 +21,7 @@ from deeplab_ref.models import HEAD_RATES, VGG16
 from deeplab_ref.receptive_field import (
     atrous_footprint,
     effective_receptive_field,
+    hdc_max_gap,
     layer_stack,
     receptive_field,
     valid_taps,
@@ -56,12 +64,13 @@ def sparse_and_dense(
 
 def sparse_vs_dense_figure(size: int = 321, crop: tuple[slice, slice] | None = None) -> Figure:
     """Fig. 3 on a photo: sparse (downsample, convolve, upsample) versus dense (atrous) features,
-    shown on a crop (rows, columns) around the face so that the detail is visible."""
+    shown on a crop (rows, columns) around the face so that the detail is visible; a colour bar
+    for the grey levels and one for the two response maps, which share a scale."""
     crop = crop or (slice(40, 200), slice(80, 240))
     image = sample_photo(size).mean(axis=2)
     kernel = vertical_gaussian_derivative()
     sparse, dense = sparse_and_dense(image, kernel)
-    figure = Figure(figsize=(12, 4.3))
+    figure = Figure(figsize=(13, 4.6), layout="constrained")
     axes = figure.subplots(1, 3)
     limit = np.abs(dense[crop]).max()
     panels = (
@@ -69,11 +78,16 @@ def sparse_vs_dense_figure(size: int = 321, crop: tuple[slice, slice] | None = N
         (sparse, "RdBu", "sparse: downsample by 2, convolve,\nupsample (1/4 of the responses)"),
         (dense, "RdBu", "dense: atrous convolution, rate 2\n(every response)"),
     )
+    images = []
     for ax, (values, cmap, title) in zip(axes, panels, strict=True):
-        color_range = {} if cmap == "gray" else {"vmin": -limit, "vmax": limit}
-        ax.imshow(values[crop], cmap=cmap, **color_range)
+        color_range = (
+            {"vmin": 0, "vmax": 255} if cmap == "gray" else {"vmin": -limit, "vmax": limit}
+        )
+        images.append(ax.imshow(values[crop], cmap=cmap, **color_range))
         ax.set_title(title)
         ax.set_axis_off()
+    figure.colorbar(images[0], ax=axes[0], shrink=0.8, label="grey level")
+    figure.colorbar(images[2], ax=list(axes[1:]), shrink=0.8, label="filter response")
     figure.suptitle(
         f"The same {kernel.shape[0]}x{kernel.shape[1]} vertical Gaussian-derivative filter and field "
         "of view (DeepLab Fig. 3)"
@@ -125,19 +139,142 @@ def field_of_view_vs_rate_figure() -> Figure:
     return figure
 
 
-def gridding_figure(stacks: tuple[tuple[int, ...], ...] = ((2, 2), (2, 4, 8), (1, 2, 5))) -> Figure:
-    """Which input pixels one output of stacked 3x3 atrous layers reads (path counts)."""
-    figure = Figure(figsize=(4 * len(stacks), 4.3))
-    for ax, rates in zip(figure.subplots(1, len(stacks)), stacks, strict=True):
-        footprint = atrous_footprint(list(rates))
-        ax.imshow(np.where(footprint > 0, np.log1p(footprint), np.nan), cmap="viridis")
-        ax.set_facecolor("0.92")
-        ax.set_xticks([])
-        ax.set_yticks([])
-        used = int((footprint > 0).sum())
-        ax.set_title(f"rates {list(rates)}: {used} of {footprint.size} pixels read")
-    figure.suptitle("Gridding: stacked atrous layers with a common factor skip pixels")
+HOLE_COLOUR = "crimson"
+
+
+def _draw_footprint(ax: Any, rates: list[int], norm: LogNorm) -> Any:
+    """Path counts of ``atrous_footprint(rates)`` on a log colour scale, holes in HOLE_COLOUR."""
+    footprint = atrous_footprint(list(rates))
+    cmap = colormaps["viridis"].with_extremes(bad=HOLE_COLOUR)
+    image = ax.imshow(np.ma.masked_equal(footprint, 0), cmap=cmap, norm=norm)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return image
+
+
+def _path_colorbar(figure: Figure, image: Any, axes: Any, norm: LogNorm) -> None:
+    ticks = [2**k for k in range(int(np.log2(norm.vmax)) + 1)]
+    bar = figure.colorbar(
+        image, ax=axes, ticks=ticks, format="%d", label="paths from the pixel to the output"
+    )
+    bar.minorticks_off()
+
+
+def footprint_summary(rates: list[int]) -> dict[str, Any]:
+    """What a stack of 3x3 layers at ``rates`` reads: its span, the pixels read and the holes
+    (``atrous_footprint``), and Wang et al.'s M_2 for the sorted rates (None for one layer)
+    with their condition (smallest rate 1 and M_2 <= 3)."""
+    footprint = atrous_footprint(list(rates))
+    ordered = sorted(rates)
+    gap = hdc_max_gap(ordered) if len(ordered) > 1 else None
+    return {
+        "span": footprint.shape[0],
+        "read": int((footprint > 0).sum()),
+        "holes": int((footprint == 0).sum()),
+        "max_gap": gap,
+        "hdc": ordered[0] == 1 and (gap is None or gap <= 3),
+    }
+
+
+def _footprint_title(rates: list[int]) -> str:
+    summary = footprint_summary(rates)
+    gap = "" if summary["max_gap"] is None else f"M2 = {summary['max_gap']}, "
+    side = summary["span"]
+    return (
+        f"rates {list(rates)}\n{gap}smallest rate {min(rates)}: "
+        f"{summary['holes']} holes in {side}x{side}"
+    )
+
+
+def gridding_figure(
+    stacks: tuple[tuple[int, ...], ...] = ((2, 2), (3, 4), (1, 2, 5), (1, 2, 4, 8)),
+) -> Figure:
+    """Which input pixels one output of stacked 3x3 atrous layers reads: the number of paths
+    from each pixel to the output (colour, log scale), pixels never read in red."""
+    figure = Figure(figsize=(3.3 * len(stacks) + 1, 4.2), layout="constrained")
+    axes = np.atleast_1d(figure.subplots(1, len(stacks)))
+    largest = max(int(atrous_footprint(list(rates)).max()) for rates in stacks)
+    norm = LogNorm(vmin=1, vmax=max(largest, 2))
+    for ax, rates in zip(axes, stacks, strict=True):
+        image = _draw_footprint(ax, list(rates), norm)
+        ax.set_title(_footprint_title(list(rates)), fontsize=10)
+    _path_colorbar(figure, image, list(axes), norm)
+    figure.legend(
+        handles=[Patch(color=HOLE_COLOUR, label="never read (a hole)")],
+        loc="lower center",
+        frameon=False,
+    )
+    figure.suptitle(
+        "Gridding: the pixels one output of stacked 3x3 atrous layers reads (M2: Wang et al.'s "
+        "maximum gap, sorted rates)"
+    )
     return figure
+
+
+def footprint_figure(rates: list[int]) -> Figure:
+    """One stack of 3x3 atrous layers at ``rates``: left, the pixels read (path counts, holes in
+    red); right, the path counts along the centre row."""
+    rates = list(rates)
+    footprint = atrous_footprint(rates)
+    summary = footprint_summary(rates)
+    figure = Figure(figsize=(10, 4.2), layout="constrained")
+    left, right = figure.subplots(1, 2, width_ratios=(1, 1.4))
+    norm = LogNorm(vmin=1, vmax=max(int(footprint.max()), 2))
+    image = _draw_footprint(left, rates, norm)
+    left.set_title(_footprint_title(rates), fontsize=10)
+    _path_colorbar(figure, image, left, norm)
+    row = footprint[footprint.shape[0] // 2]
+    offsets = np.arange(row.size) - row.size // 2
+    right.bar(offsets, row, width=0.9, color="tab:green", label="pixel read")
+    holes = offsets[row == 0]
+    right.plot(holes, np.zeros_like(holes), "x", color=HOLE_COLOUR, label="never read (a hole)")
+    right.set_xlabel("input pixel, relative to the output's centre")
+    right.set_ylabel("paths along the centre row")
+    right.set_ylim(0, row.max() * 1.3)
+    right.yaxis.set_major_locator(MaxNLocator(integer=True))
+    right.legend(fontsize=8, loc="upper center", ncol=2)
+    verdict = "reads every pixel" if summary["holes"] == 0 else "leaves holes"
+    condition = "holds" if summary["hdc"] else "fails"
+    right.set_title(f"{verdict}; smallest rate 1 and M2 <= 3 {condition}", fontsize=10)
+    return figure
+
+
+def parse_rates(text: str, most_layers: int = 8, largest_rate: int = 64) -> list[int]:
+    """Atrous rates from text such as "1, 2, 5" or "1 2 5": positive ints, at most
+    ``most_layers`` of them, each at most ``largest_rate``; ValueError says what is wrong."""
+    pieces = text.replace(",", " ").split()
+    if not pieces:
+        raise ValueError("type one or more atrous rates, e.g. 1, 2, 5")
+    if not all(p.isdigit() and int(p) >= 1 for p in pieces):
+        raise ValueError(f"rates must be positive whole numbers, got {text!r}")
+    rates = [int(p) for p in pieces]
+    if len(rates) > most_layers or max(rates) > largest_rate:
+        raise ValueError(f"at most {most_layers} rates, each at most {largest_rate}, please")
+    return rates
+
+
+def rates_widget(text: str = "1, 2, 5") -> Any:
+    """An ``ipywidgets.interactive``: a text box for a list of rates; on Enter it redraws
+    ``footprint_figure`` (or prints why the text is not a list of rates)."""
+    import ipywidgets
+    from IPython.display import display
+
+    def draw(rates: str) -> None:
+        try:
+            parsed = parse_rates(rates)
+        except ValueError as error:
+            print(error)
+            return
+        display(footprint_figure(parsed))
+
+    box = ipywidgets.Text(
+        value=text,
+        description="rates",
+        continuous_update=False,
+        placeholder="e.g. 1, 2, 5",
+        layout=ipywidgets.Layout(width="360px"),
+    )
+    return ipywidgets.interactive(draw, rates=box)
 
 
 def small_atrous_network(rate: int, depth: int = 4, channels: int = 8, seed: int = 0) -> nn.Module:
@@ -152,23 +289,52 @@ def small_atrous_network(rate: int, depth: int = 4, channels: int = 8, seed: int
     return nn.Sequential(*layers[:-1])
 
 
-def effective_field_figure(rates: tuple[int, ...] = (1, 2, 4), size: int = 65) -> Figure:
-    """Effective receptive fields (gradient maps) of ``small_atrous_network`` at several rates,
-    the theoretical field drawn as a square."""
-    figure = Figure(figsize=(4 * len(rates), 4.3))
-    for ax, rate in zip(figure.subplots(1, len(rates)), rates, strict=True):
+def effective_fields(
+    rates: tuple[int, ...] = (1, 2, 4), size: int = 65, n_samples: int = 4
+) -> dict[int, dict[str, Any]]:
+    """For ``small_atrous_network(rate)`` on a size x size input, per rate: the effective field
+    ``erf`` (|gradient| of the centre output, (size, size)), the theoretical ``field`` of that
+    output, ``read`` (the share of the field's pixels with a nonzero gradient) and ``centre``
+    (the share of the gradient within the central half of the field, side R // 4 * 2 + 1)."""
+    results = {}
+    for rate in rates:
         net = small_atrous_network(rate)
-        erf = effective_receptive_field(net, (1, size, size), n_samples=4)
+        erf = effective_receptive_field(net, (1, size, size), n_samples=n_samples)
         field = receptive_field(net, (1, size, size))
         (top, bottom), (left, right) = field.input_region(size // 2, size // 2)
-        ax.imshow(erf / erf.max(), cmap="magma")
+        quarter = field.field_of_view[0] // 4
+        middle = slice(size // 2 - quarter, size // 2 + quarter + 1)
+        results[rate] = {
+            "erf": erf,
+            "field": field,
+            "read": float((erf[top:bottom, left:right] > 0).mean()),
+            "centre": float(erf[middle, middle].sum() / erf.sum()),
+        }
+    return results
+
+
+def effective_field_figure(
+    rates: tuple[int, ...] = (1, 2, 4), size: int = 65, fields: dict | None = None
+) -> Figure:
+    """Effective receptive fields (gradient maps) of ``small_atrous_network`` at several rates,
+    the theoretical field drawn as a square; ``fields`` from ``effective_fields`` (computed
+    when None)."""
+    fields = effective_fields(rates, size) if fields is None else fields
+    figure = Figure(figsize=(4 * len(fields) + 1, 4.3), layout="constrained")
+    axes = np.atleast_1d(figure.subplots(1, len(fields)))
+    for ax, (rate, result) in zip(axes, fields.items(), strict=True):
+        erf, field = result["erf"], result["field"]
+        centre = erf.shape[0] // 2
+        (top, bottom), (left, right) = field.input_region(centre, centre)
+        image = ax.imshow(erf / erf.max(), cmap="magma", vmin=0, vmax=1)
         ax.add_patch(
             Rectangle(
                 (left - 0.5, top - 0.5), right - left, bottom - top, fill=False, edgecolor="c"
             )
         )
         ax.set_axis_off()
-        ax.set_title(f"rate {rate}: theoretical field {field.field_of_view[0]} px")
+        ax.set_title(f"rate {rate}: theoretical field {field.field_of_view[0]} px (cyan)")
+    figure.colorbar(image, ax=list(axes), label="|gradient|, relative to its maximum", shrink=0.85)
     figure.suptitle(
         "Effective receptive field (|gradient| of the centre output) in the theoretical one"
     )
