@@ -64,10 +64,13 @@ class DenseCRFLayer(nn.Module):
         self.bilateral_weight = nn.Parameter(torch.tensor(checks.finite("bi_w", bi_w)))
         self.compatibility = nn.Parameter(potts(num_classes))
 
-    def forward(self, images: Batch, logits: Batch) -> Tensor | list[Tensor]:
+    def forward(
+        self, images: Batch, logits: Batch, iterations: int | None = None
+    ) -> Tensor | list[Tensor]:
         """Refined log-probabilities for images (N, H, W, 3) uint8 and the network's scores
         (N, C, H, W) at the images' size (lists of (H, W, 3) and (C, H, W) give a list).
-        The unaries are -log_softmax(logits)."""
+        The unaries are -log_softmax(logits); ``iterations`` overrides the layer's own count
+        (e.g. trained with 5, run with 10)."""
         image_list, logit_list, given_lists = as_batch(images, logits, "logits")
         if logit_list[0].shape[0] != self.num_classes:
             raise ValueError(
@@ -82,7 +85,8 @@ class DenseCRFLayer(nn.Module):
             )
         unary = -torch.log_softmax(pixels.rows(logit_list), dim=1)
         weights = (self.gaussian_weight, self.bilateral_weight)
-        energy = mean_field(unary, kernels, weights, self.iterations, self.compatibility)
+        iterations = self.iterations if iterations is None else iterations
+        energy = mean_field(unary, kernels, weights, iterations, self.compatibility)
         refined = pixels.images(torch.log_softmax(energy, dim=1))
         return refined if given_lists else torch.stack(refined)
 
