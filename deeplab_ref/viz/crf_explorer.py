@@ -12,8 +12,6 @@ against its width; ``evaluate.TrimapMeter``).
 
 from __future__ import annotations
 
-import base64
-import io
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,6 +22,7 @@ from deeplab_ref.crf import dense_crf
 from deeplab_ref.evaluate import ConfusionMatrix, TrimapMeter
 from deeplab_ref.viz import crf as viz_crf
 from deeplab_ref.viz.crf import add_class_legend, label_colours
+from deeplab_ref.viz.widgets import live_figure
 
 # dense_crf's arguments, the paper's symbols for them (Eq. 3) and the library's defaults.
 PARAMETERS = {
@@ -184,27 +183,11 @@ def crf_labels_figure(
     return figure
 
 
-def figure_output(figure: Figure) -> dict[str, Any]:
-    """figure as one ``display_data`` output (PNG), for an ``ipywidgets.Output``'s outputs."""
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    png = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return {
-        "output_type": "display_data",
-        "data": {"image/png": png, "text/plain": repr(figure)},
-        "metadata": {},
-    }
-
-
 def crf_parameter_widget(k: int = 2):
     """One slider per CRF parameter (w1, sigma_alpha, sigma_beta, w2, sigma_gamma; the library's
     defaults to start) above a picture that ``dense_crf`` on example k's stride-8 probabilities
-    redraws (``crf_labels_figure``) when a slider is let go. Returns an ``ipywidgets.VBox``.
-
-    The picture is written into the ``Output`` widget's outputs directly instead of being
-    displayed inside ``with output:`` (what ``ipywidgets.interact`` does): executed by nbconvert
-    or nbval, a cell that captures output that way sometimes never finishes (an nbclient race).
-    """
+    redraws (``crf_labels_figure``) when a slider is let go (``viz.widgets.live_figure``).
+    Returns an ``ipywidgets.VBox``."""
     import ipywidgets
 
     example, probs = example_input(k)
@@ -228,15 +211,9 @@ def crf_parameter_widget(k: int = 2):
         )
         for name, (low, high, step) in ranges.items()
     }
-    picture = ipywidgets.Output()
 
-    def draw(change: object = None) -> None:
-        parameters = {name: slider.value for name, slider in sliders.items()}
+    def draw(**parameters: float) -> Figure:
         labels = dense_crf(example["image"], probs, **parameters).argmax(0)
-        figure = crf_labels_figure(k, example, probs, labels, parameters)
-        picture.outputs = (figure_output(figure),)
+        return crf_labels_figure(k, example, probs, labels, parameters)
 
-    for slider in sliders.values():
-        slider.observe(draw, names="value")
-    draw()
-    return ipywidgets.VBox([*sliders.values(), picture])
+    return live_figure(draw, sliders)

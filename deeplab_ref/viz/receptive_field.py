@@ -27,6 +27,7 @@ from deeplab_ref.receptive_field import (
     valid_taps,
 )
 from deeplab_ref.viz.aspp import sample_photo
+from deeplab_ref.viz.widgets import live_figure
 
 
 def vertical_gaussian_derivative(size: int = 5, sigma: float = 1.0) -> np.ndarray:
@@ -254,18 +255,9 @@ def parse_rates(text: str, most_layers: int = 8, largest_rate: int = 64) -> list
 
 
 def rates_widget(text: str = "1, 2, 5") -> Any:
-    """An ``ipywidgets.interactive``: a text box for a list of rates; on Enter it redraws
-    ``footprint_figure`` (or prints why the text is not a list of rates)."""
+    """A text box for a list of rates above ``footprint_figure``, redrawn on Enter (or the reason
+    the text is not a list of rates), through ``viz.widgets.live_figure``."""
     import ipywidgets
-    from IPython.display import display
-
-    def draw(rates: str) -> None:
-        try:
-            parsed = parse_rates(rates)
-        except ValueError as error:
-            print(error)
-            return
-        display(footprint_figure(parsed))
 
     box = ipywidgets.Text(
         value=text,
@@ -274,7 +266,7 @@ def rates_widget(text: str = "1, 2, 5") -> Any:
         placeholder="e.g. 1, 2, 5",
         layout=ipywidgets.Layout(width="360px"),
     )
-    return ipywidgets.interactive(draw, rates=box)
+    return live_figure(lambda rates: footprint_figure(parse_rates(rates)), {"rates": box})
 
 
 def small_atrous_network(rate: int, depth: int = 4, channels: int = 8, seed: int = 0) -> nn.Module:
