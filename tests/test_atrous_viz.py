@@ -62,5 +62,7 @@ def test_widget_has_two_sliders_and_redraws():
     sliders = [c for c in widget.children if isinstance(c, ipywidgets.IntSlider)]
     assert [s.value for s in sliders] == [12, 41]
     assert all(not s.continuous_update for s in sliders)
-    sliders[0].value, sliders[1].value = 40, 9  # redraws without error
-    assert widget.kwargs == {"rate": 40, "size": 9}
+    (picture,) = [c for c in widget.children if isinstance(c, ipywidgets.Output)]
+    first = picture.outputs[0]["data"]["image/png"]
+    sliders[0].value, sliders[1].value = 40, 9  # redraws
+    assert picture.outputs[0]["data"]["image/png"] != first

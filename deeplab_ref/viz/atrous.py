@@ -15,6 +15,7 @@ from matplotlib.ticker import MaxNLocator
 
 from deeplab_ref.atrous import effective_kernel_size
 from deeplab_ref.receptive_field import atrous_footprint, valid_taps
+from deeplab_ref.viz.widgets import live_figure
 
 READ_COLOUR = "#2b6cb0"  # a pixel a filter weight reads
 HOLE_COLOUR = "white"  # a pixel inside the dilated kernel that no weight reads
@@ -153,20 +154,16 @@ def footprint_on_map_figure(rate: int = 24, size: int = 41, kernel: int = 3) -> 
 
 
 def footprint_widget(rate: int = 24, size: int = 41) -> Any:
-    """An ``ipywidgets.interactive`` with a slider for the atrous rate and one for the feature
-    map's size; letting one go redraws ``footprint_on_map_figure``."""
+    """A slider for the atrous rate and one for the feature map's size above
+    ``footprint_on_map_figure``, redrawn when one is let go (``viz.widgets.live_figure``)."""
     import ipywidgets
-    from IPython.display import display
 
-    def draw(rate: int, size: int) -> None:
-        display(footprint_on_map_figure(rate, size))
-
-    return ipywidgets.interactive(
-        draw,
-        rate=ipywidgets.IntSlider(
+    controls = {
+        "rate": ipywidgets.IntSlider(
             value=rate, min=1, max=64, description="atrous rate", continuous_update=False
         ),
-        size=ipywidgets.IntSlider(
+        "size": ipywidgets.IntSlider(
             value=size, min=5, max=97, description="map size", continuous_update=False
         ),
-    )
+    }
+    return live_figure(footprint_on_map_figure, controls)
