@@ -57,5 +57,5 @@ def trimap_figure(
     ax.set_ylabel(f"{metric} within the band (%)")
     ax.grid(alpha=0.3)
     ax.legend()
-    figure.suptitle(f"{metric.capitalize()} near object boundaries")
+    figure.suptitle(f"{metric[0].upper()}{metric[1:]} near object boundaries")
     return figure
