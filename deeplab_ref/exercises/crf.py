@@ -41,6 +41,17 @@ def _images() -> list[tuple[np.ndarray, float, float]]:
     ]
 
 
+def _wrapped_kernel(image: np.ndarray, xy_std: float, rgb_std: float) -> np.ndarray:
+    """The kernel matrix as computed with uint8 colour differences (which wrap around)."""
+    height, width = image.shape[:2]
+    rows, cols = np.divmod(np.arange(height * width), width)
+    xy = np.stack([cols, rows], axis=1) / xy_std
+    colours = image.reshape(-1, 3)
+    wrapped = (colours[:, None, :] - colours[None, :, :]).astype(np.float64) / rgb_std
+    distance = ((xy[:, None, :] - xy[None, :, :]) ** 2).sum(-1) + (wrapped**2).sum(-1)
+    return np.exp(-0.5 * distance)
+
+
 def check_bilateral_kernel_matrix(bilateral_kernel_matrix: Callable) -> None:
     """bilateral_kernel_matrix(image, xy_std, rgb_std) -> (H*W, H*W) against the library."""
     name = "bilateral_kernel_matrix"
@@ -63,13 +74,19 @@ def check_bilateral_kernel_matrix(bilateral_kernel_matrix: Callable) -> None:
         if not np.allclose(got, want, rtol=1e-5, atol=1e-6):
             i, j = np.unravel_index(np.argmax(np.abs(got - want)), want.shape)
             halved = np.exp(2.0 * np.log(np.maximum(want, 1e-300)))
-            hint = (
-                " It looks like exp(-|f_i - f_j|^2): the exponent has a factor 1/2."
-                if np.allclose(got, halved, rtol=1e-5, atol=1e-6)
-                else " Check the features (col / xy_std, row / xy_std, r / rgb_std, g / rgb_std, "
-                "b / rgb_std), the pixel order (index = row * W + col) and the exponent "
-                "-|f_i - f_j|^2 / 2."
-            )
+            if np.allclose(got, halved, rtol=1e-5, atol=1e-6):
+                hint = " It looks like exp(-|f_i - f_j|^2): the exponent has a factor 1/2."
+            elif np.allclose(got, _wrapped_kernel(image, xy_std, rgb_std), rtol=1e-5, atol=1e-6):
+                hint = (
+                    " The colour differences wrapped around: uint8 subtraction gives 3 - 5 = 254."
+                    " Convert the image to float (image.astype(float)) before subtracting."
+                )
+            else:
+                hint = (
+                    " Check the features (col / xy_std, row / xy_std, r / rgb_std, g / rgb_std, "
+                    "b / rgb_std), the pixel order (index = row * W + col) and the exponent "
+                    "-|f_i - f_j|^2 / 2."
+                )
             raise_at = (
                 f"for {case}: entry [{i}, {j}] is {got[i, j]:.6g}, expected {want[i, j]:.6g}."
             )

@@ -184,7 +184,10 @@ def lattice_diagram_figure(seed: int = 3, n_points: int = 12) -> Figure:
         for i, corners in enumerate(lattice.vertex):
             for corner, weight in zip(corners, lattice.barycentric[i], strict=True):
                 ax.plot(*np.stack([points[i], vertices[corner]]).T, color="0.6", lw=3 * weight)
-        ax.scatter(*vertices.T, c=vertex_values, cmap="viridis", s=140, marker="h", edgecolors="k")
+        hexagons = ax.scatter(
+            *vertices.T, c=vertex_values, cmap="viridis", s=140, marker="h", edgecolors="k"
+        )
+        figure.colorbar(hexagons, ax=ax, shrink=0.6, label="lattice point's value")
         if point_values is None:
             ax.scatter(*points.T, color="w", s=40, edgecolors="k", zorder=3)
         else:
@@ -201,7 +204,10 @@ def lattice_diagram_figure(seed: int = 3, n_points: int = 12) -> Figure:
         ax.set_title(title, fontsize=10)
         ax.set_aspect("equal")
         ax.set_axis_off()
-    figure.suptitle("Permutohedral lattice (d = 2): hexagons are lattice points, circles the data")
+    figure.suptitle(
+        "Permutohedral lattice (d = 2): hexagons are lattice points, circles the data "
+        "(blue 0, red 1); grey lines: splat/slice weights"
+    )
     return figure
 
 
