@@ -88,7 +88,7 @@ class TrainConfig:
     log_every: int = 10
     workers: int = 4
     device: str = "auto"
-    bf16: bool = True  # on a GPU only
+    bf16: bool = True  # autocast where bf16 is native: a GPU, or a CPU with AVX-512 BF16 / AMX
     channels_last: bool = True  # on a GPU only
     fused_sgd: bool = True  # on a GPU only: one kernel for the optimiser step
     cudnn_benchmark: bool = True  # on a GPU only: fixed crop sizes, so cuDNN may choose once
