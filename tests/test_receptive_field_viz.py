@@ -90,7 +90,7 @@ def test_effective_fields_numbers():
     assert fields[1]["read"] == 1.0  # a rate-1 stack reads every pixel of its field
     assert 0 < fields[2]["read"] < 0.5  # rate 2 reads a grid: odd offsets get no gradient
     for result in fields.values():
-        assert 0 < result["centre"] < 1
+        assert 0 < result["half_mass_radius"] < result["field"].field_of_view[0] // 2
         assert result["erf"].shape == (33, 33)
 
 

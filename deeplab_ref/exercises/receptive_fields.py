@@ -144,4 +144,8 @@ def check_hdc_max_gap(hdc_max_gap_fn: Callable) -> None:
                 "M_i = max(M_{i+1} - 2 r_i, M_{i+1} - 2 (M_{i+1} - r_i), r_i)."
             )
         expect(False, where + hint)
-    passed(name, f"{len(_GAP_CASES)} rate lists, against receptive_field.hdc_max_gap")
+    summary = "; ".join(
+        f"{rates}: M_2 = {hdc_max_gap(rates)}, {int((atrous_footprint(rates) == 0).sum())} holes"
+        for rates in _GAP_CASES
+    )
+    passed(name, f"{len(_GAP_CASES)} rate lists, against receptive_field.hdc_max_gap ({summary})")

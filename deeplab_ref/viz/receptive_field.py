@@ -281,26 +281,42 @@ def small_atrous_network(rate: int, depth: int = 4, channels: int = 8, seed: int
     return nn.Sequential(*layers[:-1])
 
 
+def half_mass_radius(erf: np.ndarray, share: float = 0.5) -> int:
+    """The smallest r such that the (2r+1) x (2r+1) square around the centre of ``erf`` holds
+    at least ``share`` of its total mass (rows and columns of odd length, centred)."""
+    centre = erf.shape[0] // 2
+    total = erf.sum()
+    for radius in range(centre + 1):
+        window = erf[centre - radius : centre + radius + 1, centre - radius : centre + radius + 1]
+        if window.sum() >= share * total:
+            return radius
+    return centre
+
+
 def effective_fields(
-    rates: tuple[int, ...] = (1, 2, 4), size: int = 65, n_samples: int = 4
+    rates: tuple[int, ...] = (1, 2, 4), size: int = 65, n_samples: int = 4, n_networks: int = 8
 ) -> dict[int, dict[str, Any]]:
-    """For ``small_atrous_network(rate)`` on a size x size input, per rate: the effective field
-    ``erf`` (|gradient| of the centre output, (size, size)), the theoretical ``field`` of that
-    output, ``read`` (the share of the field's pixels with a nonzero gradient) and ``centre``
-    (the share of the gradient within the central half of the field, side R // 4 * 2 + 1)."""
+    """For ``small_atrous_network(rate, seed=s)``, s = 0 .. n_networks - 1, on a size x size
+    input, per rate: the effective field ``erf`` (|gradient| of the centre output, each
+    network's map normalised to sum 1, then averaged; (size, size)), the theoretical ``field``
+    of that output, ``read`` (the share of the field's pixels with a nonzero gradient) and
+    ``half_mass_radius`` (the half-side of the smallest centred square holding 50% of the
+    gradient mass, in input pixels; the theoretical field's half-side is R // 2)."""
     results = {}
     for rate in rates:
-        net = small_atrous_network(rate)
-        erf = effective_receptive_field(net, (1, size, size), n_samples=n_samples)
+        maps = []
+        for seed in range(n_networks):
+            net = small_atrous_network(rate, seed=seed)
+            erf = effective_receptive_field(net, (1, size, size), n_samples=n_samples, seed=seed)
+            maps.append(erf / erf.sum())
+        erf = np.mean(maps, axis=0)
         field = receptive_field(net, (1, size, size))
         (top, bottom), (left, right) = field.input_region(size // 2, size // 2)
-        quarter = field.field_of_view[0] // 4
-        middle = slice(size // 2 - quarter, size // 2 + quarter + 1)
         results[rate] = {
             "erf": erf,
             "field": field,
             "read": float((erf[top:bottom, left:right] > 0).mean()),
-            "centre": float(erf[middle, middle].sum() / erf.sum()),
+            "half_mass_radius": half_mass_radius(erf),
         }
     return results
 
@@ -324,8 +340,23 @@ def effective_field_figure(
                 (left - 0.5, top - 0.5), right - left, bottom - top, fill=False, edgecolor="c"
             )
         )
+        radius = result.get("half_mass_radius")
+        if radius is not None:
+            ax.add_patch(
+                Rectangle(
+                    (centre - radius - 0.5, centre - radius - 0.5),
+                    2 * radius + 1,
+                    2 * radius + 1,
+                    fill=False,
+                    edgecolor="w",
+                    linestyle="--",
+                )
+            )
+        ax.set_xlim(left - 1.5, right + 0.5)
+        ax.set_ylim(bottom + 0.5, top - 1.5)
         ax.set_axis_off()
-        ax.set_title(f"rate {rate}: theoretical field {field.field_of_view[0]} px (cyan)")
+        half = "" if radius is None else f"\n50% of the gradient within {2 * radius + 1} px (white)"
+        ax.set_title(f"rate {rate}: theoretical field {field.field_of_view[0]} px (cyan){half}")
     figure.colorbar(image, ax=list(axes), label="|gradient|, relative to its maximum", shrink=0.85)
     figure.suptitle(
         "Effective receptive field (|gradient| of the centre output) in the theoretical one"
