@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from deeplab_ref.atrous import effective_kernel_size
-from deeplab_ref.exercises import attempt, expect, passed
+from deeplab_ref.exercises import ExerciseError, attempt, expect, passed
 from deeplab_ref.models import ASPP, deeplab_v2
 
 _HEAD_CASES = [  # (channels, classes, height, width, rates)
@@ -41,7 +41,16 @@ def check_aspp_by_hand(aspp_by_hand: Callable) -> None:
             want = head(features)
             weights = [b.classifier.weight.clone() for b in head.branches]
             biases = [b.classifier.bias.clone() for b in head.branches]
-            got = attempt(aspp_by_hand, features.clone(), weights, biases, tuple(rates))
+            try:
+                got = attempt(aspp_by_hand, features.clone(), weights, biases, tuple(rates))
+            except ExerciseError as error:
+                if isinstance(error.__cause__, RuntimeError) and "size" in str(error.__cause__):
+                    raise ExerciseError(
+                        f"{error} -- the branches' scores have different sizes, so they cannot be "
+                        "summed: a 3x3 convolution at rate r keeps H and W only with padding = r "
+                        "(and dilation = r)."
+                    ) from error
+                raise
         case = f"{len(rates)} branches at rates {rates} on (2, {channels}, {height}, {width})"
         expect(
             isinstance(got, torch.Tensor),

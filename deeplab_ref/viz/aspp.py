@@ -86,7 +86,7 @@ def aspp_diagram_figure(
     _box(ax, (0.6, middle), f"features\noutput stride {output_stride}", width=1.8)
     for y, rate in zip(ys, atrous_rates, strict=True):
         span = branch_field_of_view(rate, output_stride=output_stride)
-        _box(ax, (3.4, y), f"3x3 conv, rate {rate}\n(reach {span} px)", color="#dbe9f6")
+        _box(ax, (3.4, y), f"3x3 conv, rate {rate}\n(span {span} px)", color="#dbe9f6")
         _box(ax, (6.2, y), "1x1 fc7 + fc8 (VGG)\nor none (ResNet)", color="#eeeeee")
         _arrow(ax, (1.5, middle), (2.3, y))
         _arrow(ax, (4.5, y), (5.1, y))
