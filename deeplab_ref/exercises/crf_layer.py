@@ -18,7 +18,7 @@ def _library_step(unary, messages, weights, compatibility):
     return torch.softmax(mean_field(unary, kernels, weights, 1, compatibility), dim=1)
 
 
-def check_mean_field_step(mean_field_step: Callable) -> None:
+def check_crf_rnn_step(crf_rnn_step: Callable) -> None:
     """The student's update against the library's, for Potts and for a random compatibility."""
     generator = torch.Generator().manual_seed(0)
     for trial, classes in enumerate((2, 3, 5)):
@@ -30,10 +30,10 @@ def check_mean_field_step(mean_field_step: Callable) -> None:
             ("Potts", potts),
             ("a random compatibility", torch.rand(classes, classes, generator=generator)),
         ):
-            got = attempt(mean_field_step, unary, messages, weights, compatibility)
+            got = attempt(crf_rnn_step, unary, messages, weights, compatibility)
             expect(
                 isinstance(got, torch.Tensor) and got.shape == unary.shape,
-                f"mean_field_step should return a (P, C) tensor like unary {tuple(unary.shape)}, "
+                f"crf_rnn_step should return a (P, C) tensor like unary {tuple(unary.shape)}, "
                 f"got {getattr(got, 'shape', type(got).__name__)}",
             )
             expect(
@@ -47,7 +47,7 @@ def check_mean_field_step(mean_field_step: Callable) -> None:
                 f"{(got - want).abs().max():.3g}. The energy is -unary minus the weighted "
                 "messages sum_k w_k m_k multiplied by mu^T (mu(l, l') is the cost of l beside l').",
             )
-    passed("mean_field_step", "equal to the library's update, Potts and any compatibility")
+    passed("crf_rnn_step", "equal to the library's update, Potts and any compatibility")
 
 
 def check_adjoint_gap(adjoint_gap: Callable) -> None:
