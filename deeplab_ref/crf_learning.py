@@ -70,19 +70,21 @@ def learn_crf(
     lr: float = 0.05,
     seed: int = 0,
 ) -> list[dict[str, float]]:
-    """Fit the layer's parameters to the examples: ``steps`` Adam steps, each on a random batch
-    (drawn with ``seed``), of the cross-entropy of the refined log-probabilities. Returns one
-    record per step: the loss and the kernel weights after the step."""
+    """Fit the layer's parameters to the examples: ``steps`` Adam steps on the cross-entropy of
+    the refined log-probabilities, one mini-batch per step in turn. The examples are shuffled
+    once (with ``seed``) into batches, whose kernels are built once and reused: the lattice is a
+    constant of the images. Returns one record per step: the loss and the kernel weights."""
     if steps < 0 or batch_size < 1:
         raise ValueError(f"steps must be >= 0 and batch_size >= 1, got {steps}, {batch_size}")
-    generator = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(examples), generator=torch.Generator().manual_seed(seed))
+    batches = [examples.batch(rows.to(examples.labels.device)) for rows in order.split(batch_size)]
+    kernels = [layer.kernels_for(batch.images, batch.scores) for batch in batches]
     optimiser = torch.optim.Adam(layer.parameters(), lr=lr)
     history = []
     layer.train()
-    for _ in range(steps):
-        rows = torch.randperm(len(examples), generator=generator)[:batch_size]
-        batch = examples.batch(rows.to(examples.labels.device))
-        log_q = layer(batch.images, batch.scores)
+    for step in range(steps):
+        batch, batch_kernels = batches[step % len(batches)], kernels[step % len(batches)]
+        log_q = layer(batch.images, batch.scores, kernels=batch_kernels)
         loss = F.nll_loss(log_q, batch.labels, ignore_index=IGNORE_INDEX)
         optimiser.zero_grad()
         loss.backward()

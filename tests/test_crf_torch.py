@@ -19,6 +19,7 @@ from deeplab_ref.crf import (
     unary_from_probs,
 )
 from deeplab_ref.crf.torch_lattice import lattice_filter
+from deeplab_ref.crf.torch_mean_field import label_softmax
 
 NAMES = ("pos_xy_std", "pos_w", "bi_xy_std", "bi_rgb_std", "bi_w")
 DEVICES = [
@@ -235,3 +236,17 @@ def test_images_without_pixels_are_refused_by_both_versions(height, width):
         dense_crf_torch(image[None], probs[None])
     with pytest.raises(ValueError, match="features must hold at least one point"):
         TorchLattice(torch.zeros(0, 2))
+
+
+def test_label_softmax_and_prebuilt_kernels():
+    for labels in (5, 21):
+        energy = torch.randn(50, labels, dtype=torch.float64)
+        torch.testing.assert_close(label_softmax(energy), torch.softmax(energy, 1))
+        torch.testing.assert_close(label_softmax(energy, log=True), torch.log_softmax(energy, 1))
+    rng = np.random.default_rng(8)
+    images = torch.from_numpy(rng.integers(0, 256, size=(2, 10, 12, 3), dtype=np.uint8))
+    logits = torch.randn(2, 3, 10, 12)
+    layer = DenseCRFLayer(3, iterations=4, bi_xy_std=5.0, bi_rgb_std=30.0)
+    kernels = layer.kernels_for(images, logits)
+    torch.testing.assert_close(layer(images, logits, kernels=kernels), layer(images, logits))
+    assert not torch.equal(layer(images, logits, iterations=0), layer(images, logits))

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from deeplab_ref.crf import checks
-from deeplab_ref.crf.torch_mean_field import PixelBatch, deeplab_kernels, mean_field
+from deeplab_ref.crf.torch_mean_field import PixelBatch, deeplab_kernels, label_softmax, mean_field
 
 Batch = Tensor | np.ndarray | Sequence[Tensor | np.ndarray]
 
@@ -134,6 +134,6 @@ def dense_crf_torch(
     kernels = deeplab_kernels(pixels, image_list, pos_xy_std, bi_xy_std, bi_rgb_std)
     probs_rows = pixels.rows([p.to(torch.float32) for p in prob_list])
     unary = -torch.log(probs_rows.clamp(checks.PROBABILITY_CLIP, 1.0))
-    q = torch.softmax(mean_field(unary, kernels, weights, iterations), dim=1)
+    q = label_softmax(mean_field(unary, kernels, weights, iterations))
     refined = pixels.images(q)
     return refined if given_lists else torch.stack(refined)

@@ -20,7 +20,13 @@ from torch import Tensor, nn
 
 from deeplab_ref.crf import checks
 from deeplab_ref.crf.torch_dense_crf import Batch, as_batch
-from deeplab_ref.crf.torch_mean_field import PixelBatch, deeplab_kernels, mean_field
+from deeplab_ref.crf.torch_mean_field import (
+    NormalizedKernel,
+    PixelBatch,
+    deeplab_kernels,
+    label_softmax,
+    mean_field,
+)
 
 
 def potts(num_classes: int) -> Tensor:
@@ -64,30 +70,44 @@ class DenseCRFLayer(nn.Module):
         self.bilateral_weight = nn.Parameter(torch.tensor(checks.finite("bi_w", bi_w)))
         self.compatibility = nn.Parameter(potts(num_classes))
 
-    def forward(
-        self, images: Batch, logits: Batch, iterations: int | None = None
-    ) -> Tensor | list[Tensor]:
-        """Refined log-probabilities for images (N, H, W, 3) uint8 and the network's scores
-        (N, C, H, W) at the images' size (lists of (H, W, 3) and (C, H, W) give a list).
-        The unaries are -log_softmax(logits); ``iterations`` overrides the layer's own count
-        (e.g. trained with 5, run with 10)."""
+    def _inputs(self, images: Batch, logits: Batch) -> tuple[PixelBatch, list, list, bool]:
         image_list, logit_list, given_lists = as_batch(images, logits, "logits")
         if logit_list[0].shape[0] != self.num_classes:
             raise ValueError(
                 f"logits have {logit_list[0].shape[0]} classes, the layer {self.num_classes}"
             )
+        pixels = PixelBatch([scores.shape[1:] for scores in logit_list], logit_list[0].device)
+        return pixels, image_list, logit_list, given_lists
+
+    @torch.no_grad()
+    def kernels_for(self, images: Batch, logits: Batch) -> tuple[NormalizedKernel, ...]:
+        """The Gaussian and bilateral kernels (lattices and normalisation) of these images, for
+        ``forward(..., kernels=)`` when the same images come again: they depend on the images
+        alone, and building them is most of a forward pass's cost on the CPU."""
+        pixels, image_list, _, _ = self._inputs(images, logits)
+        return deeplab_kernels(pixels, image_list, self.pos_xy_std, self.bi_xy_std, self.bi_rgb_std)
+
+    def forward(
+        self,
+        images: Batch,
+        logits: Batch,
+        iterations: int | None = None,
+        kernels: tuple[NormalizedKernel, ...] | None = None,
+    ) -> Tensor | list[Tensor]:
+        """Refined log-probabilities for images (N, H, W, 3) uint8 and the network's scores
+        (N, C, H, W) at the images' size (lists of (H, W, 3) and (C, H, W) give a list).
+        The unaries are -log_softmax(logits); ``iterations`` overrides the layer's own count
+        (e.g. trained with 5, run with 10); ``kernels``: from ``kernels_for`` on these images."""
+        pixels, image_list, logit_list, given_lists = self._inputs(images, logits)
         if not all(bool(torch.isfinite(scores).all()) for scores in logit_list):
             raise ValueError("logits contains NaN or infinite values")
-        pixels = PixelBatch([scores.shape[1:] for scores in logit_list], logit_list[0].device)
-        with torch.no_grad():
-            kernels = deeplab_kernels(
-                pixels, image_list, self.pos_xy_std, self.bi_xy_std, self.bi_rgb_std
-            )
-        unary = -torch.log_softmax(pixels.rows(logit_list), dim=1)
+        if kernels is None:
+            kernels = self.kernels_for(image_list, logit_list)
+        unary = -label_softmax(pixels.rows(logit_list), log=True)
         weights = (self.gaussian_weight, self.bilateral_weight)
         iterations = self.iterations if iterations is None else iterations
         energy = mean_field(unary, kernels, weights, iterations, self.compatibility)
-        refined = pixels.images(torch.log_softmax(energy, dim=1))
+        refined = pixels.images(label_softmax(energy, log=True))
         return refined if given_lists else torch.stack(refined)
 
     def extra_repr(self) -> str:

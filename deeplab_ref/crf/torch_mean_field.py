@@ -98,6 +98,19 @@ def deeplab_kernels(
     return gaussian, NormalizedKernel(features, pixels.image_index)
 
 
+def label_softmax(energy: Tensor, log: bool = False) -> Tensor:
+    """Softmax (or log-softmax) over the labels of energies (P, C).
+
+    PyTorch's CPU kernels vectorise along the axis they reduce, which is slow when it holds a
+    few labels (74k pixels, 5 labels: 8 ms, against under 1 ms along the pixels): there the
+    softmax runs over the first axis of the transpose.
+    """
+    softmax = torch.log_softmax if log else torch.softmax
+    if energy.device.type == "cpu" and energy.shape[1] < 16:
+        return softmax(energy.T, dim=0).T.contiguous()
+    return softmax(energy, dim=1)
+
+
 def mean_field(
     unary: Tensor,
     kernels: Sequence[NormalizedKernel],
@@ -113,7 +126,7 @@ def mean_field(
     """
     energy = -unary
     for _ in range(checks.iterations(iterations)):
-        q = torch.softmax(energy, dim=1)
+        q = label_softmax(energy)
         message = sum(weight * kernel(q) for kernel, weight in zip(kernels, weights, strict=True))
         if compatibility is None:
             energy = -unary + message
