@@ -120,11 +120,12 @@ def field_of_view_vs_rate_figure() -> Figure:
     rates = np.arange(1, 41)
     figure = Figure(figsize=(12, 4.3))
     left, right = figure.subplots(1, 2)
-    for label, fov in field_of_view_by_rate(rates).items():
-        left.plot(rates, fov, label=label)
-    left.axhline(321, color="0.5", linestyle=":", label="a 321x321 training crop")
+    units = ("layer-input px", "layer-input px", "image px")
+    for (label, fov), unit in zip(field_of_view_by_rate(rates).items(), units, strict=True):
+        left.plot(rates, fov, label=f"{label} ({unit})")
+    left.axhline(321, color="0.5", linestyle=":", label="a 321x321 training crop (image px)")
     left.set_xlabel("atrous rate r")
-    left.set_ylabel("field of view (input pixels)")
+    left.set_ylabel("field of view (pixels of each curve's input)")
     left.legend(fontsize=8)
     left.set_title("The field of view grows linearly with the rate")
     for size in (41, 65):
