@@ -109,7 +109,8 @@ def branch_class_scores_figure(
     atrous_rates: tuple[int, ...],
     class_names: tuple[str, ...] | list[str],
 ) -> Figure:
-    """Each branch's class scores and their sum, for one image.
+    """Each branch's class scores and their sum, for one image (black: the label's outline of
+    the row's class).
 
     Top row: the image (H, W, 3) uint8, its label (H, W) and the prediction (the arg max of the
     summed scores), in VOC's colours with a class legend. Below, one row per class: each
@@ -157,6 +158,12 @@ def branch_class_scores_figure(
             total[k], cmap="RdBu_r", vmin=-limit, vmax=limit, extent=extent
         )
         figure.colorbar(shown, cax=row[sum_bar], label="summed score")
+        mask = np.asarray(label) == k
+        if mask.any() and not mask.all():  # the label's outline of class k on each map
+            rows, columns = np.arange(mask.shape[0]), np.arange(mask.shape[1])
+            for ax in [*row[:n_branches], row[sum_column]]:
+                ax.contour(columns, rows, mask.astype(float), levels=[0.5], colors="k",
+                           linewidths=0.8)  # fmt: skip
         row[0].set_ylabel(f"score of\n{class_names[k]}", fontsize=9)
     titles = [f"branch, rate {r}" for r in atrous_rates] + ["sum = ASPP output"]
     for ax, title in zip([*grid[1, :n_branches], grid[1, sum_column]], titles, strict=True):
