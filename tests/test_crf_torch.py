@@ -99,6 +99,10 @@ def test_lattice_matches_the_numpy_lattice(kind):
         ours.sparse_products = sparse_products
         got = ours.filter(torch.from_numpy(values)).numpy()
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5 * expected.max())
+    lattice_values = torch.rand(ours.n_vertices + 1, 3)
+    kept = lattice_values.clone()
+    ours.blur(lattice_values)
+    assert torch.equal(lattice_values, kept)  # the blur leaves its input alone
 
 
 def test_a_batch_lattice_keeps_its_images_apart():

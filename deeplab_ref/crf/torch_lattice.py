@@ -80,6 +80,9 @@ def enclosing_simplex(elevated: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     return rem0, rank, barycentric
 
 
+CPU_BLOCK = 16384  # lattice points per block of the blur on the CPU: 16384 x 21 labels x 4 bytes
+
+
 def _bits(count: int) -> int:
     """Bits that hold the numbers 0 .. count - 1."""
     return max(count - 1, 0).bit_length()
@@ -276,13 +279,28 @@ class TorchLattice:
 
     def blur(self, lattice: Tensor, reverse: bool = False) -> Tensor:
         """Lattice values (M + 1, C) blurred by [1/2, 1, 1/2] along each direction 0 .. d (or
-        d .. 0: each direction's blur is a symmetric matrix, so this is the transpose)."""
-        pair, out = torch.empty_like(lattice), torch.empty_like(lattice)
-        for before, after in self.neighbours.flip(0) if reverse else self.neighbours:
-            torch.index_select(lattice, 0, before, out=pair)
-            pair += torch.index_select(lattice, 0, after)
-            torch.add(lattice, pair, alpha=0.5, out=out)  # 0.5 * pair is exact: no rounding
-            lattice, out = out, lattice
+        d .. 0: each direction's blur is a symmetric matrix, so this is the transpose).
+
+        On the CPU each direction runs over blocks of CPU_BLOCK lattice points, so that the
+        gathered neighbours are summed while they are in the cache (a third faster); on a GPU
+        the whole lattice is one block.
+        """
+        m1 = len(lattice)
+        rows = CPU_BLOCK if self.device.type == "cpu" else m1
+        buffers = (torch.empty_like(lattice), torch.empty_like(lattice))
+        pair = lattice.new_empty(min(rows, m1), lattice.shape[1])
+        other = torch.empty_like(pair)
+        directions = self.neighbours.flip(0) if reverse else self.neighbours
+        for k, (before, after) in enumerate(directions):
+            out = buffers[k % 2]
+            for start in range(0, m1, rows):
+                block, n = slice(start, start + rows), min(rows, m1 - start)
+                torch.index_select(lattice, 0, before[block], out=pair[:n])
+                torch.index_select(lattice, 0, after[block], out=other[:n])
+                pair[:n] += other[:n]
+                # out = lattice + pair / 2 (halving is exact: the NumPy version's rounding)
+                torch.add(lattice[block], pair[:n], alpha=0.5, out=out[block])
+            lattice = out
         return lattice
 
     def slice(self, lattice: Tensor) -> Tensor:
