@@ -25,6 +25,7 @@ serve the whole batch.
 
 from __future__ import annotations
 
+import copy
 import warnings
 
 import torch
@@ -228,6 +229,14 @@ class TorchLattice:
         self.sparse_products = self.device.type == "cpu"
         self._matrices: dict[torch.dtype, tuple[Tensor, Tensor]] = {}
 
+    def scaled(self, scale: Tensor) -> TorchLattice:
+        """The same lattice with each point's barycentric weights times ``scale`` (P,): its filter
+        is ``scale * K(scale * V)``, and still its own transpose up to the blur's order."""
+        lattice = copy.copy(self)
+        lattice.barycentric = self.barycentric * scale
+        lattice._matrices = {}
+        return lattice
+
     def _neighbours(self, unique_keys: Tensor, layout: _Keys, table: Tensor | None) -> Tensor:
         m = self.n_vertices
         rows = torch.arange(m, device=self.device)
@@ -269,8 +278,9 @@ class TorchLattice:
 
     def splat(self, values: Tensor) -> Tensor:
         """Lattice values (M + 1, C): each point's values (P, C) spread over its corners."""
-        if self.sparse_products:
-            return self._sparse_matrices(values.dtype)[0] @ values
+        if self.sparse_products:  # into a fresh output: no zeroing and copying by matmul
+            out = values.new_empty(self.n_vertices + 1, values.shape[1])
+            return torch.addmm(out, self._sparse_matrices(values.dtype)[0], values, beta=0, out=out)
         lattice = values.new_zeros(self.n_vertices + 1, values.shape[1])
         weighted = torch.empty_like(values)
         for vertex, weight in zip(self.vertex, self.barycentric.to(values.dtype), strict=True):
@@ -306,7 +316,9 @@ class TorchLattice:
     def slice(self, lattice: Tensor) -> Tensor:
         """Values (P, C) read back from the corners, times alpha."""
         if self.sparse_products:
-            return (self._sparse_matrices(lattice.dtype)[1] @ lattice).mul_(self.alpha)
+            out = lattice.new_empty(self.n_points, lattice.shape[1])
+            slicer = self._sparse_matrices(lattice.dtype)[1]
+            return torch.addmm(out, slicer, lattice, beta=0, alpha=self.alpha, out=out)
         weights = self.barycentric.to(lattice.dtype) * self.alpha
         out = lattice.new_zeros(self.n_points, lattice.shape[1])
         corner = torch.empty_like(out)

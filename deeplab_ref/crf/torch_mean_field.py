@@ -72,16 +72,21 @@ class PixelBatch:
 
 class NormalizedKernel:
     """``Q -> n * K(n * Q)`` for one kernel over a batch: the lattice and n = 1 / sqrt(K(1)) are
-    built once, from the features alone; the map is linear in Q and differentiable."""
+    built once, from the features alone; the map is linear in Q and differentiable.
+
+    The splat and the slice both weigh a point's corners by its barycentric weights, so
+    multiplying those by n gives n * K(n * Q) in one filtering (the NumPy version folds n into
+    its sparse matrices the same way).
+    """
 
     def __init__(self, features: Tensor, image_index: Tensor | None = None) -> None:
-        self.lattice = TorchLattice(features, image_index)
-        ones = torch.ones(self.lattice.n_points, 1, device=features.device)
-        self.norm = torch.rsqrt(self.lattice.filter(ones) + 1e-20)  # (P, 1) float32
+        lattice = TorchLattice(features, image_index)
+        ones = torch.ones(lattice.n_points, 1, device=features.device)
+        self.norm = torch.rsqrt(lattice.filter(ones) + 1e-20)  # (P, 1) float32
+        self.lattice = lattice.scaled(self.norm[:, 0])
 
     def __call__(self, q: Tensor) -> Tensor:
-        norm = self.norm.to(q.dtype)
-        return norm * lattice_filter(self.lattice, norm * q)
+        return lattice_filter(self.lattice, q)
 
 
 def deeplab_kernels(
