@@ -2,7 +2,7 @@
 
 He et al.'s ResNet downsamples 32 times. DeepLab removes the stride of the last two stages and
 dilates every 3x3 convolution after each removed stride, so the backbone keeps output stride 8
-and each layer still sees the same input pixels as before (Sec. 3.1):
+and, in the Caffe layout, each layer still sees the same input pixels as before (Sec. 3.1):
 
     output_stride   layer3 (res4) stride / rate   layer4 (res5) stride / rate
          32                   2 / 1                         2 / 1
@@ -10,6 +10,11 @@ and each layer still sees the same input pixels as before (Sec. 3.1):
           8                   1 / 2                         1 / 4
 
 All blocks of a dilated stage use its rate, the first one included, as the released model does.
+In the Caffe layout the first block's stride sits on its 1x1, so its 3x3 already ran at the new
+resolution and the rate only keeps its reach. In torchvision's layout that 3x3 held the stride:
+dilating it (our choice) makes it read twice as far as in pre-training (the receptive field grows
+from 971 at output stride 32 to 1,019 at 8), where torchvision's own ``replace_stride_with_dilation``
+gives the first block the previous rate instead.
 Batch norm is frozen (``FrozenBatchNorm2d``, the released configuration's choice).
 
 The block layout must be the one the weights were trained in; two details differ between the
@@ -24,7 +29,7 @@ ImageNet ResNets in use:
 ones ``load_imagenet_weights`` reads, need ``TORCHVISION_LAYOUT`` (the ResNet-101 preset builds
 it and the loader refuses another); weights converted from the released Caffe model need
 ``CAFFE_LAYOUT``, which is also the constructor's default (its receptive field is the 1,027
-pixels published for ResNet-v1-101; torchvision's layout gives 971). On inputs of 8k + 1 pixels
+pixels published for ResNet-v1-101; torchvision's layout gives 971 at output stride 32). On inputs of 8k + 1 pixels
 both layouts give the same score sizes (321 -> 41, 513 -> 65), but not the same values for the
 same weights.
 

@@ -119,5 +119,5 @@ def objective_figure(objective: Sequence[float]) -> Figure:
     ax.plot(np.arange(len(objective)), objective, "o-")
     ax.set_xlabel("mean-field step (0: the network's probabilities)")
     ax.set_ylabel("free energy")
-    ax.set_title("KL(Q || P) - log Z, up to a constant")
+    ax.set_title("free energy F(Q), self term kept")
     return figure
