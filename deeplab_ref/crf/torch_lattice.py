@@ -8,15 +8,18 @@ with tensor operations only, so that it runs on the CPU and on CUDA alike:
 2. find its **enclosing simplex** (the nearest remainder-0 lattice point, the rank of the
    residuals) and the **barycentric weights** of the simplex's d + 1 corners;
 3. number the lattice points the corners touch: pack each corner into an int64 key and take the
-   unique keys (a sort, or a table when the keys are few bits) -- the role of the C++ hash table;
+   unique keys (a sort, or a table when the keys are few bits) -- the role of the C++ hash table
+   (``torch_lattice_keys.py``);
 4. look up each lattice point's two neighbours along each of the d + 1 directions.
 
-Filtering is then ``splat`` (``index_add_`` of each point's value into its corners), ``blur``
-(gathers of the neighbours, weights 1/2, 1, 1/2, along each direction in turn) and ``slice``
-(gathers back with the barycentric weights, times 1 / (1 + 2^-d)). All three are linear in the
-values and built once per image, so autograd differentiates through them with the lattice held
-constant. The arithmetic of steps 1-2 is float32 in the order of the C++ code (and of the NumPy
-version), so all three agree to float32 noise.
+Filtering is then ``splat`` (``index_add_`` of each point's value into its corners; on the CPU a
+sparse product with the same weights, since ``index_add_`` is several times slower there),
+``blur`` (gathers of the neighbours, weights 1/2, 1, 1/2, along each direction in turn) and
+``slice`` (gathers back with the barycentric weights, times 1 / (1 + 2^-d)). The arithmetic of
+steps 1-2 is float32 in the order of the C++ code (and of the NumPy version), so all three agree
+to float32 noise. The filter is linear in the values and the lattice is a constant of the
+features, so its gradient is its transpose: the same filter with the blur's directions reversed
+(``lattice_filter``).
 
 Several images share one lattice object: each point carries the index of its image, which goes
 into the key's top bits, so no two images share a lattice point and one splat, blur and slice
@@ -32,6 +35,7 @@ import torch
 from torch import Tensor
 
 from deeplab_ref.crf.permutohedral import elevation_scale
+from deeplab_ref.crf.torch_lattice_keys import LatticeKeys, find, unique
 
 
 def elevate(features: Tensor) -> Tensor:
@@ -84,94 +88,6 @@ def enclosing_simplex(elevated: Tensor) -> tuple[Tensor, Tensor, Tensor]:
 CPU_BLOCK = 16384  # lattice points per block of the blur on the CPU: 16384 x 21 labels x 4 bytes
 
 
-def _bits(count: int) -> int:
-    """Bits that hold the numbers 0 .. count - 1."""
-    return max(count - 1, 0).bit_length()
-
-
-class _Keys:
-    """Lattice points packed into int64 keys: the remainder r (every coordinate of a lattice point
-    is r mod d + 1) in the lowest bits, then the quotients of d of the d + 1 coordinates (the last
-    follows from sum = 0), each offset to be >= 0 with a margin of one step so that a neighbour
-    packs without aliasing, then the image index.
-
-    Which coordinates are stored, and in what order, changes no result, only speed: the one that
-    changes least often from pixel to pixel is the most significant, so neighbouring pixels get
-    nearby lattice indices (the NumPy version does the same).
-    """
-
-    def __init__(self, quotient: Tensor, n_images: int) -> None:
-        d1 = quotient.shape[0]
-        changes = (quotient[:, 1:] != quotient[:, :-1]).sum(dim=1).cpu()
-        self.coordinates = torch.argsort(changes, stable=True)[:-1].flip(0).tolist()
-        stored = quotient[self.coordinates]
-        self.low = (stored.amin(dim=1) - 2).tolist()
-        spans = (stored.amax(dim=1) + 2).tolist()
-        self.remainder_bits = _bits(d1)
-        self.shifts, shift = [], self.remainder_bits
-        for low, high in zip(self.low, spans, strict=True):
-            self.shifts.append(shift)
-            shift += _bits(high - low)
-        self.image_shift = shift
-        self.bits = shift + _bits(n_images)
-        if self.bits > 62:
-            raise ValueError(
-                "features span too wide a range for a 64-bit lattice key; rescale them"
-            )
-
-    def corners(self, quotient: Tensor, rank: Tensor, image_index: Tensor | None) -> Tensor:
-        """Keys (d + 1, P) of every point's simplex corners. Corner r is ``rem0 +
-        canonical_r[rank]``: remainder r, and one quotient step down where rank > d - r."""
-        d = quotient.shape[0] - 1
-        base = torch.zeros_like(quotient[0])
-        if image_index is not None:
-            base += image_index << self.image_shift
-        for coordinate, low, shift in zip(self.coordinates, self.low, self.shifts, strict=True):
-            base += (quotient[coordinate] - low) << shift
-        keys = [base]
-        for r in range(1, d + 1):
-            step_down = torch.zeros_like(base)
-            for coordinate, shift in zip(self.coordinates, self.shifts, strict=True):
-                step_down += (rank[coordinate] > d - r).to(torch.int64) << shift
-            keys.append(base + r - step_down)
-        return torch.stack(keys)
-
-    def neighbour_steps(self, keys: Tensor, direction: int) -> Tensor:
-        """What to add to each key to get its neighbour ``x - (1, ..., 1) + (d + 1) e_j`` along
-        direction j: remainder r - 1 and quotient + e_j, or, from r = 0, remainder d and every
-        quotient one lower, + e_j."""
-        d = len(self.coordinates)
-        own = (
-            1 << self.shifts[self.coordinates.index(direction)]
-            if direction in self.coordinates
-            else 0
-        )
-        every_field = sum(1 << shift for shift in self.shifts)
-        remainder = keys & ((1 << self.remainder_bits) - 1)
-        return torch.where(remainder == 0, d - every_field + own, own - 1)
-
-
-def _unique(keys: Tensor, bits: int) -> tuple[Tensor, Tensor, Tensor | None]:
-    """Sorted unique keys, the index of each key among them, and (for few-bit keys) a table from
-    key to index (-1 where absent). A table over all possible keys needs no sort."""
-    if 1 << bits <= max(4 * keys.numel(), 1 << 20):
-        present = torch.zeros(1 << bits, dtype=torch.bool, device=keys.device)
-        present[keys] = True
-        table = torch.cumsum(present, dim=0) - 1
-        table[~present] = -1
-        return torch.nonzero(present).squeeze(1), table[keys], table
-    unique_keys, inverse = torch.unique(keys, sorted=True, return_inverse=True)
-    return unique_keys, inverse, None
-
-
-def _find(unique_keys: Tensor, queries: Tensor, table: Tensor | None) -> Tensor:
-    """Index of each query among the sorted unique keys, or -1 where absent."""
-    if table is not None:
-        return table[queries]
-    found = torch.searchsorted(unique_keys, queries).clamp_(max=len(unique_keys) - 1)
-    return torch.where(unique_keys[found] == queries, found, -1)
-
-
 def _csr_matrix(rows: Tensor, columns: Tensor, values: Tensor, size: tuple[int, int]) -> Tensor:
     """A CSR matrix (built right, so unchecked), without PyTorch's warning that its sparse
     formats are a beta feature."""
@@ -219,9 +135,9 @@ class TorchLattice:
         rem0, rank, self.barycentric = enclosing_simplex(elevated)
         quotient = torch.div(rem0, self.dim + 1, rounding_mode="floor")
         n_images = 1 if image_index is None else int(image_index.max()) + 1
-        layout = _Keys(quotient, n_images)
+        layout = LatticeKeys(quotient, n_images)
         corner_keys = layout.corners(quotient, rank, image_index)
-        unique_keys, inverse, table = _unique(corner_keys.reshape(-1), layout.bits)
+        unique_keys, inverse, table = unique(corner_keys.reshape(-1), layout.bits)
         self.n_vertices = len(unique_keys)
         self.vertex = inverse.reshape(corner_keys.shape)
         self.neighbours = self._neighbours(unique_keys, layout, table)
@@ -237,13 +153,13 @@ class TorchLattice:
         lattice._matrices = {}
         return lattice
 
-    def _neighbours(self, unique_keys: Tensor, layout: _Keys, table: Tensor | None) -> Tensor:
+    def _neighbours(self, unique_keys: Tensor, layout: LatticeKeys, table: Tensor | None) -> Tensor:
         m = self.n_vertices
         rows = torch.arange(m, device=self.device)
         neighbours = torch.full((self.dim + 1, 2, m + 1), m, dtype=torch.int64, device=self.device)
         for j in range(self.dim + 1):
             steps = layout.neighbour_steps(unique_keys, j)
-            forward = _find(unique_keys, unique_keys + steps, table)
+            forward = find(unique_keys, unique_keys + steps, table)
             present = forward >= 0
             neighbours[j, 0, :m][present] = forward[present]
             # The neighbour on the other side is the inverse step: x is y's forward neighbour.
