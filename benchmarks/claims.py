@@ -7,7 +7,8 @@ paper's trimap metric, Fig. 10).
 
 1. **Output stride** (Sec. 3.1): one backbone at output stride 32, 16 and 8 (the same weights;
    striding traded for dilation) with the head's rate scaled by the stride so that the field of
-   view is the same. Dense features should help most near boundaries.
+   view is the same, on 97x97 crops (32 x 3 + 1: the scores stay on the exact grid at every
+   stride). Dense features should help most near boundaries.
 2. **Field of view** (Table 1): fc6 as 3x3 rate 1 (a small field), 3x3 at a large rate
    (LargeFOV), and a 7x7 kernel at rate 1 with the same field for 5.4x the parameters (the
    paper's 7x7 r4 vs 3x3 r12 point), on "crossed" scenes, where a pixel deep inside an object
@@ -20,7 +21,8 @@ paper's trimap metric, Fig. 10).
 5. **The CRF** (Fig. 10): its gain in mean IoU within bands of 1 to 20 pixels, over the runs of
    experiment 3.
 
-Geometry. The paper's rates were chosen for a 41x41 score map (the released configurations'
+Geometry. Every run is scored as the preset tests: each 96x96 scene padded to 97x97 (8 x 12 +
+1, as the released test networks pad to 513), so that score i sits over pixel 8 i. The paper's rates were chosen for a 41x41 score map (the released configurations'
 321x321 crop at output stride 8); here an 81x81 crop gives an 11x11 map. A rate r of the paper
 becomes max(1, round(r x 11 / 41)) here (``scaled_rates``): ASPP-L's 6, 12, 18, 24 -> 2, 3, 5,
 6; ASPP-S's 2, 4, 8, 12 -> 1, 1, 2, 3; LargeFOV's 12 -> 3. Unscaled, rates 12-24 put nearly every tap in the padding of an
@@ -51,6 +53,7 @@ from matplotlib.figure import Figure
 from deeplab_ref.crf_evaluation import evaluate_crf
 from deeplab_ref.data.synthetic import class_names
 from deeplab_ref.models import count_parameters
+from deeplab_ref.prediction import test_network
 from deeplab_ref.presets import build_dataset, get_preset
 from deeplab_ref.train import train
 
@@ -82,9 +85,10 @@ def _head(rates: tuple[int, ...], **options) -> dict:
 EXPERIMENTS: dict[str, list[Variant]] = {
     "output_stride": [
         # LargeFOV's scaled rate 3 is not divisible by 4: rate 4 at OS 8 keeps 2 at 16, 1 at 32.
-        Variant("OS 32", _head((1,), output_stride=32)),
-        Variant("OS 16", _head((2,), output_stride=16)),
-        Variant("OS 8", _head((4,), output_stride=8)),
+        # 97 = 32 x 3 + 1 crops keep score i over pixel i x stride at every stride (81 does not
+        # at 32).
+        Variant(f"OS {stride}", {"crop_size": 97, **_head((rate,), output_stride=stride)})
+        for stride, rate in ((32, 1), (16, 2), (8, 4))
     ],
     "field_of_view": [
         Variant(f"{name}, {scenes}", _head(rates, kernel_size=k), {"class_set": scenes})
@@ -135,7 +139,8 @@ def run_variant(
     model = train(config, folder, progress=False)
     train_seconds = time.perf_counter() - start
     val = build_dataset(config, "val")
-    scores = evaluate_crf(model, val, config.num_classes, vars(config.crf), BAND_WIDTHS)
+    network = test_network(model, config.eval_padding)  # the scenes padded to 97, the exact grid
+    scores = evaluate_crf(network, val, config.num_classes, vars(config.crf), BAND_WIDTHS)
     network, crf = scores["network"], scores["crf"]
     record = {
         "experiment": experiment,

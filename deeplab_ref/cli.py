@@ -173,7 +173,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
     from deeplab_ref.checkpoint import load_trained_model
     from deeplab_ref.crf_evaluation import evaluate_crf
     from deeplab_ref.evaluate import evaluate
-    from deeplab_ref.prediction import PaddedNetwork
+    from deeplab_ref.prediction import test_network
     from deeplab_ref.presets import build_dataset
     from deeplab_ref.report import TRIMAP_WIDTHS, results_table
 
@@ -183,11 +183,13 @@ def run_evaluate(args: argparse.Namespace) -> None:
     model.to(device)
     if args.crf:
         # The run's test protocol (VOC: padded to 513 as released), with and without the CRF.
-        network = (
-            model if config.eval_padding is None else PaddedNetwork(model, config.eval_padding)
-        )
         results = evaluate_crf(
-            network, dataset, config.num_classes, vars(config.crf), TRIMAP_WIDTHS, device=device
+            test_network(model, config.eval_padding),
+            dataset,
+            config.num_classes,
+            vars(config.crf),
+            TRIMAP_WIDTHS,
+            device=device,
         )
     else:
         scores = evaluate(

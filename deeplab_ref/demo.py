@@ -22,6 +22,7 @@ from deeplab_ref.checkpoint import (
 from deeplab_ref.crf_evaluation import evaluate_crf
 from deeplab_ref.evaluate import SplitScores
 from deeplab_ref.models import DeepLabV2
+from deeplab_ref.prediction import test_network
 from deeplab_ref.presets import TrainConfig, build_dataset, get_preset
 from deeplab_ref.report import TRIMAP_WIDTHS, method_name, prediction_samples, results_table
 from deeplab_ref.train import read_log, train
@@ -45,8 +46,9 @@ def run_demo(
     model = _trained_model(config, out_dir, overwrite)
     train_seconds = time.perf_counter() - start
     val = build_dataset(config, "val")
+    network = test_network(model, config.eval_padding)
     print(f"scoring {len(val)} validation images without and with the CRF ...")
-    results = evaluate_crf(model, val, config.num_classes, vars(config.crf), TRIMAP_WIDTHS)
+    results = evaluate_crf(network, val, config.num_classes, vars(config.crf), TRIMAP_WIDTHS)
     total_seconds = time.perf_counter() - start
 
     table = results_table(results, val.class_names)
@@ -60,7 +62,7 @@ def run_demo(
     figures = {
         "demo_loss.png": loss_curve_figure(read_log(out_dir)),
         "demo_predictions.png": predictions_figure(
-            prediction_samples(model, val, vars(config.crf), count=4)
+            prediction_samples(network, val, vars(config.crf), count=4)
         ),
         "demo_trimap.png": trimap_figure(
             TRIMAP_WIDTHS,

@@ -65,6 +65,12 @@ class PaddedNetwork(nn.Module):
         return upsample_scores(self.network(padded), size)[..., :height, :width]
 
 
+def test_network(model: nn.Module, padding: int | None) -> nn.Module:
+    """``model`` as a run tests it: inside ``PaddedNetwork(model, padding)``, or as it is for
+    ``padding=None`` (``TrainConfig.eval_padding``)."""
+    return model if padding is None else PaddedNetwork(model, padding)
+
+
 @torch.no_grad()
 def upsampled_scores(
     model: nn.Module, image: torch.Tensor, padding: int | None = None
@@ -75,8 +81,7 @@ def upsampled_scores(
     if not isinstance(image, torch.Tensor) or image.ndim != 4:
         shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
         raise ValueError(f"image must be (N, 3, H, W), got {shape}")
-    network = model if padding is None else PaddedNetwork(model, padding)
-    return upsample_scores(network(image), tuple(image.shape[-2:]))
+    return upsample_scores(test_network(model, padding)(image), tuple(image.shape[-2:]))
 
 
 def predict_probabilities(

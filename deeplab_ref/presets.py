@@ -231,6 +231,10 @@ PRESETS: dict[str, TrainConfig] = {
         dataset_options={"cache": True},
         crop_size=81,
         scale_range=(0.75, 1.25),
+        # The 96x96 scenes padded to 97 = 8 x 12 + 1, as the released test networks pad to 513:
+        # score i then sits over pixel 8 i. Run directly, 12 scores stretched over 96 pixels put
+        # score i over pixel 8.64 i, up to 7 pixels off at the far edge (0.77 -> 0.90 mIoU).
+        eval_padding=97,
         batch_size=10,
         max_iter=5000,
         base_lr=0.01,

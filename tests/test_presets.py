@@ -8,6 +8,7 @@ the scale draw.
 import pytest
 import torch
 
+from deeplab_ref.data.synthetic import SyntheticSegmentation
 from deeplab_ref.models import TORCHVISION_LAYOUT
 from deeplab_ref.presets import PRESETS, TrainConfig, build_dataset, get_preset
 from deeplab_ref.train import TrainSamples
@@ -57,10 +58,12 @@ def test_resnet_preset_builds_the_layout_of_its_weights():
     assert PRESETS[RESNET].imagenet_weights == "default"  # torchvision's checkpoint
 
 
-def test_cpu_preset_keeps_its_continuous_range_and_direct_evaluation():
+def test_cpu_preset_keeps_its_continuous_range_and_pads_scenes_to_the_exact_grid():
     cpu = PRESETS["cpu-synthetic"]
     assert cpu.scale_range == (0.75, 1.25) and cpu.scales is None
-    assert cpu.eval_padding is None
+    scene = SyntheticSegmentation("val", length=1).load_raw(0)[0]
+    # the smallest 8k + 1 holding a scene: score i over pixel 8 i, as 513 does for VOC
+    assert cpu.eval_padding == 8 * -(-(scene.shape[0] - 1) // 8) + 1 == 97
 
 
 @pytest.mark.parametrize(
