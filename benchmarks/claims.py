@@ -29,11 +29,13 @@ becomes max(1, round(r x 11 / 41)) here (``scaled_rates``): ASPP-L's 6, 12, 18, 
 11x11 map and the branches degenerate toward 1x1 convolutions.
 
 A difference between two variants is called real when the means differ by more than the sum
-of their standard deviations over the seeds (their mean +- std intervals do not overlap);
-otherwise it is within the seeds' spread, and no finding.
+of their standard deviations over the seeds (``deeplab_ref.claims.is_real``); otherwise it is
+within the seeds' spread, and no finding. The tables and figures come from
+``deeplab_ref.claims`` and ``deeplab_ref.viz.claims``; notebook 09 shows them.
 
 Run: ``python benchmarks/claims.py`` (every experiment, 3 seeds), ``--quick`` (a smoke test: 2
-seeds, a few iterations, tiny splits), ``--only output_stride,crf``. Writes
+seeds, a few iterations, tiny splits), ``--only output_stride,crf``, ``--report`` (the tables
+and figures again from the runs already in claims.json, no training). Writes
 ``benchmarks/results/claims.json`` (one object per run), ``claims.md`` (the tables) and
 ``figures/claims_*.png``.
 """
@@ -42,20 +44,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from matplotlib.figure import Figure
-
+from deeplab_ref.claims import crf_table, experiment_table, read_runs
 from deeplab_ref.crf_evaluation import evaluate_crf
 from deeplab_ref.data.synthetic import class_names
 from deeplab_ref.models import count_parameters
 from deeplab_ref.prediction import test_network
 from deeplab_ref.presets import build_dataset, get_preset
 from deeplab_ref.train import train
+from deeplab_ref.viz.claims import crf_gain_figure, experiment_figure
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER_MAP, MAP = (
@@ -159,106 +160,21 @@ def run_variant(
     return record
 
 
-def mean_std(values: list[float]) -> tuple[float, float]:
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
-
-
-def is_real(a: list[float], b: list[float]) -> bool:
-    """The rule for a finding: the means differ by more than the two spreads together."""
-    (mean_a, std_a), (mean_b, std_b) = mean_std(a), mean_std(b)
-    return abs(mean_a - mean_b) > std_a + std_b
-
-
-def summarise(runs: list[dict]) -> dict[str, dict[str, dict]]:
-    """experiment -> variant -> metric -> the list of per-seed values."""
-    table: dict[str, dict[str, dict]] = {}
-    for run in runs:
-        cell = table.setdefault(run["experiment"], {}).setdefault(run["variant"], {})
-        for metric in ("miou", "miou_crf", "train_seconds", "parameters"):
-            cell.setdefault(metric, []).append(run[metric])
-        for width, value in run["band_miou"].items():
-            cell.setdefault(f"band {width}", []).append(value)
-        for width, value in run["band_miou_crf"].items():
-            cell.setdefault(f"band {width} crf", []).append(value)
-    return table
-
-
-def markdown(runs: list[dict]) -> str:
-    """One table per experiment (mean +- std over seeds), and which differences are real."""
-    lines = []
-    scenes = {(r["experiment"], r["variant"]): r["scenes"] for r in runs}
-    for experiment, variants in summarise(runs).items():
-        seeds = len(next(iter(variants.values()))["miou"])
-        lines += [
-            f"## {experiment} ({seeds} seeds)",
-            "",
-            "| variant | mIoU | mIoU + CRF | band mIoU 3 px | band mIoU 10 px | parameters | s |",
-            "|---|---|---|---|---|---|---|",
-        ]
-        for name, cell in variants.items():
-            shown = [cell[k] for k in ("miou", "miou_crf", "band 3", "band 10")]
-            lines.append(
-                f"| {name} | "
-                + " | ".join("{:.3f} +- {:.3f}".format(*mean_std(v)) for v in shown)
-                + f" | {int(cell['parameters'][0]):,} | {statistics.fmean(cell['train_seconds']):.0f} |"
-            )
-        # Compared: variants trained on the same scenes (the field-of-view experiment has two sets).
-        groups: dict[str, list[str]] = {}
-        for name in variants:
-            groups.setdefault(json.dumps(scenes[experiment, name], sort_keys=True), []).append(name)
-        verdicts = [
-            f"{a} vs {b}: "
-            + ("real" if is_real(variants[a]["miou"], variants[b]["miou"]) else "within the spread")
-            for names in groups.values()
-            for i, a in enumerate(names)
-            for b in names[i + 1 :]
-        ]
-        lines += ["", "mIoU differences: " + "; ".join(verdicts) + ".", ""]
-    crf = [r for r in runs if r["experiment"] == "aspp"]
-    if crf:
-        lines += ["## crf (the runs of aspp)", "", "| band width (px) | network | + CRF | gain |"]
-        lines.append("|---|---|---|---|")
-        for width in BAND_WIDTHS:
-            net = [r["band_miou"][width] for r in crf]
-            refined = [r["band_miou_crf"][width] for r in crf]
-            gain = [b - a for a, b in zip(net, refined, strict=True)]
-            lines.append(
-                f"| {width} | "
-                + " | ".join("{:.3f} +- {:.3f}".format(*mean_std(v)) for v in (net, refined, gain))
-                + " |"
-            )
-    return "\n".join(lines) + "\n"
-
-
-def figure(runs: list[dict], experiment: str) -> Figure:
-    """mIoU within the band against the band's width, mean +- std over seeds, per variant."""
-    fig = Figure(figsize=(6, 3.6))
-    ax = fig.subplots()
-    variants = summarise(runs)[experiment]
-    for name, cell in variants.items():
-        means, stds = zip(*(mean_std(cell[f"band {w}"]) for w in BAND_WIDTHS), strict=True)
-        ax.errorbar(BAND_WIDTHS, means, yerr=stds, marker="o", ms=3, capsize=2, label=name)
-    ax.set_xlabel("band width around the boundaries (pixels)")
-    ax.set_ylabel("mean IoU within the band")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.suptitle(f"{experiment}: mean +- std over seeds")
-    return fig
-
-
-def crf_figure(runs: list[dict]) -> Figure:
-    fig = Figure(figsize=(6, 3.6))
-    ax = fig.subplots()
-    crf = [r for r in runs if r["experiment"] == "aspp"]
-    for key, label in (("band_miou", "network"), ("band_miou_crf", "+ CRF")):
-        means, stds = zip(*(mean_std([r[key][w] for r in crf]) for w in BAND_WIDTHS), strict=True)
-        ax.errorbar(BAND_WIDTHS, means, yerr=stds, marker="o", ms=3, capsize=2, label=label)
-    ax.set_xlabel("band width around the boundaries (pixels)")
-    ax.set_ylabel("mean IoU within the band")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.suptitle("The CRF's gain near boundaries (the runs of the ASPP experiment)")
-    return fig
+def report(runs: list[dict], out: Path, figures: Path, provenance: str) -> str:
+    """Write claims.md (every experiment's table, the CRF's) and the figures; return the text."""
+    experiments = [e for e in EXPERIMENTS if any(r["experiment"] == e for r in runs)]
+    tables = [experiment_table(runs, e) for e in experiments]
+    if "aspp" in experiments:
+        tables.append(crf_table(runs, "aspp"))
+    text = "\n\n".join(tables) + "\n"
+    (out / "claims.md").write_text(f"# What each idea buys\n\n{provenance}\n\n{text}")
+    figures.mkdir(parents=True, exist_ok=True)
+    drawn = {f"claims_{e}.png": experiment_figure(runs, e) for e in experiments}
+    if "aspp" in experiments:
+        drawn["claims_crf.png"] = crf_gain_figure(runs, "aspp")
+    for name, fig in drawn.items():
+        fig.savefig(figures / name, dpi=110)
+    return text
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -267,13 +183,25 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--max-iter", type=int, default=1500, help="iterations per run")
     parser.add_argument("--only", help="comma-separated experiments (default: all)")
+    parser.add_argument(
+        "--report", action="store_true", help="only the tables and figures, from claims.json"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--figures", type=Path, default=ROOT / "figures")
     args = parser.parse_args(argv)
+    if args.report:
+        try:
+            runs = read_runs(args.out / "claims.json")
+        except ValueError as error:
+            parser.error(str(error))
+        print(report(runs, args.out, args.figures, "Rebuilt from `claims.json`."))
+        return runs
+    if args.seeds < 2 or args.max_iter < 1:
+        parser.error("--seeds must be at least 2 (a spread needs two) and --max-iter positive")
     settings = {"max_iter": args.max_iter, "scenes": {}}
     if args.quick:
         settings = {"max_iter": 4, "scenes": {"length": 8}}
-        args.seeds = min(args.seeds, 2)
+        args.seeds = 2
     chosen = list(EXPERIMENTS) if args.only is None else args.only.split(",")
     if unknown := set(chosen) - set(EXPERIMENTS) - {"crf"}:
         parser.error(f"--only: unknown experiments {sorted(unknown)}; see {list(EXPERIMENTS)}")
@@ -289,19 +217,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
                     runs.append(run_variant(experiment, variant, seed, settings, Path(scratch)))
                     # Written after every run: an interrupted suite keeps what it measured.
                     (args.out / "claims.json").write_text(json.dumps(runs, indent=1) + "\n")
-    wall = time.perf_counter() - start
-    table = markdown(runs)
-    print(table)
-    print(f"the suite took {wall / 60:.1f} minutes")
-    args.figures.mkdir(parents=True, exist_ok=True)
-    (args.out / "claims.md").write_text(
-        f"# What each idea buys\n\n`python benchmarks/claims.py {' '.join(argv or [])}`"
-        f" ({wall / 60:.0f} minutes)\n\n{table}"
-    )
-    for experiment in {r["experiment"] for r in runs}:
-        figure(runs, experiment).savefig(args.figures / f"claims_{experiment}.png", dpi=110)
-    if any(r["experiment"] == "aspp" for r in runs):
-        crf_figure(runs).savefig(args.figures / "claims_crf.png", dpi=110)
+    minutes = (time.perf_counter() - start) / 60
+    command = " ".join(["python benchmarks/claims.py", *(argv or [])])
+    print(report(runs, args.out, args.figures, f"`{command}`: {minutes:.0f} minutes in all."))
+    print(f"the suite took {minutes:.1f} minutes")
     return runs
 
 
