@@ -1,42 +1,46 @@
 """What each idea of DeepLab buys: the paper's claims as small controlled experiments on a CPU.
 
-Each experiment isolates one idea, trains every variant with several seeds (the same iterations,
-data and recipe: the ``cpu-synthetic`` preset), and scores it on the synthetic validation scenes
-with and without the CRF: mIoU, and the mean IoU within bands around the boundaries (the
-paper's trimap metric, Fig. 10).
+Each experiment isolates one idea and trains every variant with several seeds on the same data,
+iterations and recipe (the ``cpu-synthetic`` preset: 1,500 iterations here; a variant changes
+only what its name says), then scores it on the synthetic validation scenes with and without the
+CRF: mIoU, and the mean IoU within bands around the boundaries (the trimap metric, Fig. 10).
 
 1. **Output stride** (Sec. 3.1): one backbone at output stride 32, 16 and 8 (the same weights;
-   striding traded for dilation) with the head's rate scaled by the stride so that the field of
-   view is the same, on 97x97 crops (32 x 3 + 1: the scores stay on the exact grid at every
-   stride). Dense features should help most near boundaries.
-2. **Field of view** (Table 1): fc6 as 3x3 rate 1 (a small field), 3x3 at a large rate
-   (LargeFOV), and a 7x7 kernel at rate 1 with the same field for 5.4x the parameters (the
-   paper's 7x7 r4 vs 3x3 r12 point), on "crossed" scenes, where a pixel deep inside an object
-   needs to see the outline (classes share textures), and on "distinct" scenes (the control,
-   where local texture names the class).
-3. **ASPP** (Table 3): LargeFOV vs ASPP-S vs ASPP-L on scenes whose objects span a 12x range
-   of sizes.
-4. **Multi-scale inputs** (Table 4): with and without MSC on the same wide-range scenes; MSC at
-   the preset's learning rate and at a quarter of it (an earlier ablation ran it at a quarter).
-5. **The CRF** (Fig. 10): its gain in mean IoU within bands of 1 to 20 pixels, over the runs of
-   experiment 3.
+   striding traded for dilation), the head's rate scaled with the stride so that its field of
+   view stays the same, on 97x97 crops (32 x 3 + 1: the scores sit on the exact grid at every
+   stride).
+2. **Field of view** (Table 1): fc6 as 3x3 rate 1 (a small field), 3x3 rate 3 (LargeFOV's 12,
+   scaled) and 7x7 rate 1 (the same field as 3x3 rate 3, 5.4x the head's weights: the paper's
+   7x7 r4 against 3x3 r12), on "crossed" scenes (classes share shapes and textures, so a pixel
+   deep inside an object needs to see its outline) and on "distinct" ones (the control: local
+   texture names the class); and the 7x7 at a quarter of the rate.
+3. **ASPP** (Table 3): LargeFOV, ASPP-S and ASPP-L on scenes whose objects span a 12x range of
+   sizes, at the preset's rate and at a quarter of it (``aspp_low_lr``): four summed branches,
+   each classifier at 10x, move the scores about four times as fast as one.
+4. **Multi-scale inputs** (Table 4): with and without MSC on the same scenes, at the preset's
+   rate and at a quarter of it (an earlier ablation ran MSC, and only MSC, at a quarter).
+5. **The CRF** (Fig. 10): its gain within bands of 1 to 20 pixels, paired run by run, over the
+   runs of ``CRF_RUNS``.
 
-Geometry. Every run is scored as the preset tests: each 96x96 scene padded to 97x97 (8 x 12 +
-1, as the released test networks pad to 513), so that score i sits over pixel 8 i. The paper's rates were chosen for a 41x41 score map (the released configurations'
-321x321 crop at output stride 8); here an 81x81 crop gives an 11x11 map. A rate r of the paper
-becomes max(1, round(r x 11 / 41)) here (``scaled_rates``): ASPP-L's 6, 12, 18, 24 -> 2, 3, 5,
-6; ASPP-S's 2, 4, 8, 12 -> 1, 1, 2, 3; LargeFOV's 12 -> 3. Unscaled, rates 12-24 put nearly every tap in the padding of an
-11x11 map and the branches degenerate toward 1x1 convolutions.
+Geometry. Every run is scored as the preset tests: each 96x96 scene padded to 97x97 (8 x 12 + 1,
+as the released test networks pad to 513), so that score i sits over pixel 8 i. The paper's
+rates were chosen for a 41x41 score map (the released configurations' 321x321 crops at output
+stride 8); our 81x81 crops give an 11x11 map. A rate r of the paper becomes
+max(1, round(r x 11 / 41)) here (``deeplab_ref.claims.scaled_rates``): ASPP-L's 6, 12, 18, 24 ->
+2, 3, 5, 6; ASPP-S's 2, 4, 8, 12 -> 1, 1, 2, 3; LargeFOV's 12 -> 3. Unscaled, rates 12-24 put
+nearly every tap in the padding of an 11x11 map and the branches degenerate toward 1x1
+convolutions.
 
-A difference between two variants is called real when the means differ by more than the sum
-of their standard deviations over the seeds (``deeplab_ref.claims.is_real``); otherwise it is
-within the seeds' spread, and no finding. The tables and figures come from
-``deeplab_ref.claims`` and ``deeplab_ref.viz.claims``; notebook 09 shows them.
+A difference between two variants is called real when the means differ by more than the sum of
+their standard deviations over the seeds (``deeplab_ref.claims.is_real``); otherwise it is within
+the seeds' spread, and no finding. The tables and figures come from ``deeplab_ref.claims`` and
+``deeplab_ref.viz.claims``; notebook 09 shows and reads them.
 
-Run: ``python benchmarks/claims.py`` (every experiment, 3 seeds), ``--quick`` (a smoke test: 2
-seeds, a few iterations, tiny splits), ``--only output_stride,crf``, ``--report`` (the tables
-and figures again from the runs already in claims.json, no training). Writes
-``benchmarks/results/claims.json`` (one object per run), ``claims.md`` (the tables) and
+Run: ``python benchmarks/claims.py`` (every experiment, 3 seeds; a variant that two experiments
+share is trained once), ``--resume`` (keep the runs claims.json holds, train the rest),
+``--quick`` (a smoke test: 2 seeds, a few iterations, tiny splits), ``--only
+output_stride,crf``, ``--report`` (the tables and figures again from claims.json, no training).
+Writes ``benchmarks/results/claims.json`` (one object per run), ``claims.md`` (the tables) and
 ``figures/claims_*.png``.
 """
 
@@ -49,7 +53,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deeplab_ref.claims import crf_table, experiment_table, read_runs
+from deeplab_ref.claims import crf_table, experiment_table, read_runs, scaled_rates
 from deeplab_ref.crf_evaluation import evaluate_crf
 from deeplab_ref.data.synthetic import class_names
 from deeplab_ref.models import count_parameters
@@ -59,17 +63,11 @@ from deeplab_ref.train import train
 from deeplab_ref.viz.claims import crf_gain_figure, experiment_figure
 
 ROOT = Path(__file__).resolve().parents[1]
-PAPER_MAP, MAP = (
-    41,
-    11,
-)  # score map sides: the released configurations' 321 crop, our 81 crop, at stride 8
+MAP = 11  # the score map of our 81x81 crops at stride 8 (the paper's: 41, from 321)
+CRF_RUNS = "aspp_low_lr"  # the CRF is scored on these runs: every one of them trained stably
+LOW_LR = 0.0025  # a quarter of the preset's 0.01 (the earlier ablation's rate for MSC)
 BAND_WIDTHS = (1, 2, 3, 5, 10, 20)
 WIDE_SCALES = {"object_size": (8.0, 96.0)}  # a 12x range of object sizes in 96x96 scenes
-
-
-def scaled_rates(rates: tuple[int, ...], score_map: int = MAP) -> tuple[int, ...]:
-    """The paper's rates (for a 41x41 map) at the same fraction of a ``score_map`` map."""
-    return tuple(max(1, round(r * score_map / PAPER_MAP)) for r in rates)
 
 
 @dataclass
@@ -96,12 +94,32 @@ EXPERIMENTS: dict[str, list[Variant]] = {
         for scenes in ("crossed", "distinct")
         for name, rates, k in (
             ("3x3 r1", (1,), 3),
-            ("3x3 r3", scaled_rates((12,)), 3),
+            ("3x3 r3", scaled_rates((12,), MAP), 3),
             ("7x7 r1", (1,), 7),
+        )
+    ]
+    # the big kernel's 49 taps at 10x move its scores faster: the same at a quarter of the rate
+    + [
+        Variant(
+            "7x7 r1, lr / 4, distinct",
+            {"base_lr": LOW_LR, **_head((1,), kernel_size=7)},
+            {"class_set": "distinct"},
         )
     ],
     "aspp": [
-        Variant(head, _head(scaled_rates(rates)), WIDE_SCALES)
+        Variant(head, _head(scaled_rates(rates, MAP)), WIDE_SCALES)
+        for head, rates in (
+            ("LargeFOV", (12,)),
+            ("ASPP-S", (2, 4, 8, 12)),
+            ("ASPP-L", (6, 12, 18, 24)),
+        )
+    ],
+    # The same at a quarter of the rate: four summed branches, each classifier at 10x, move the
+    # scores about four times as fast as one.
+    "aspp_low_lr": [
+        Variant(
+            f"{head}, lr / 4", {"base_lr": LOW_LR, **_head(scaled_rates(rates, MAP))}, WIDE_SCALES
+        )
         for head, rates in (
             ("LargeFOV", (12,)),
             ("ASPP-S", (2, 4, 8, 12)),
@@ -109,13 +127,13 @@ EXPERIMENTS: dict[str, list[Variant]] = {
         )
     ],
     "msc": [
-        Variant("no MSC", _head(scaled_rates((6, 12, 18, 24))), WIDE_SCALES),
-        Variant("MSC", {"msc": True, **_head(scaled_rates((6, 12, 18, 24)))}, WIDE_SCALES),
-        Variant(
-            "MSC, lr / 4",
-            {"msc": True, "base_lr": 0.0025, **_head(scaled_rates((6, 12, 18, 24)))},
-            WIDE_SCALES,
-        ),
+        Variant(name, {**options, **_head(scaled_rates((6, 12, 18, 24), MAP))}, WIDE_SCALES)
+        for name, options in (
+            ("no MSC", {}),  # = ASPP-L of the aspp experiment: trained once
+            ("MSC", {"msc": True}),
+            ("no MSC, lr / 4", {"base_lr": LOW_LR}),  # = ASPP-L, lr / 4
+            ("MSC, lr / 4", {"msc": True, "base_lr": LOW_LR}),
+        )
     ],
 }
 
@@ -149,6 +167,8 @@ def run_variant(
         "scenes": {k: v for k, v in scenes.items() if k != "cache"},
         "seed": seed,
         "iterations": config.max_iter,
+        "base_lr": config.base_lr,
+        "options": variant.options,
         "miou": network.confusion.mean_iou,
         "miou_crf": crf.confusion.mean_iou,
         "band_miou": dict(zip(BAND_WIDTHS, network.trimap.mean_iou.tolist(), strict=True)),
@@ -160,18 +180,22 @@ def run_variant(
     return record
 
 
+def _settings(options: dict, scenes: dict, seed: int, iterations: int) -> str:
+    return json.dumps([options, scenes, seed, iterations], sort_keys=True)
+
+
 def report(runs: list[dict], out: Path, figures: Path, provenance: str) -> str:
     """Write claims.md (every experiment's table, the CRF's) and the figures; return the text."""
     experiments = [e for e in EXPERIMENTS if any(r["experiment"] == e for r in runs)]
     tables = [experiment_table(runs, e) for e in experiments]
-    if "aspp" in experiments:
-        tables.append(crf_table(runs, "aspp"))
+    if CRF_RUNS in experiments:
+        tables.append(crf_table(runs, CRF_RUNS))
     text = "\n\n".join(tables) + "\n"
     (out / "claims.md").write_text(f"# What each idea buys\n\n{provenance}\n\n{text}")
     figures.mkdir(parents=True, exist_ok=True)
     drawn = {f"claims_{e}.png": experiment_figure(runs, e) for e in experiments}
-    if "aspp" in experiments:
-        drawn["claims_crf.png"] = crf_gain_figure(runs, "aspp")
+    if CRF_RUNS in experiments:
+        drawn["claims_crf.png"] = crf_gain_figure(runs, CRF_RUNS)
     for name, fig in drawn.items():
         fig.savefig(figures / name, dpi=110)
     return text
@@ -185,6 +209,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--only", help="comma-separated experiments (default: all)")
     parser.add_argument(
         "--report", action="store_true", help="only the tables and figures, from claims.json"
+    )
+    parser.add_argument(
+        "--resume", action="store_true", help="keep the runs claims.json holds; train the rest"
     )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--figures", type=Path, default=ROOT / "figures")
@@ -205,18 +232,33 @@ def main(argv: list[str] | None = None) -> list[dict]:
     chosen = list(EXPERIMENTS) if args.only is None else args.only.split(",")
     if unknown := set(chosen) - set(EXPERIMENTS) - {"crf"}:
         parser.error(f"--only: unknown experiments {sorted(unknown)}; see {list(EXPERIMENTS)}")
-    if "crf" in chosen and "aspp" not in chosen:
-        chosen.append("aspp")  # the CRF's experiment scores the ASPP runs
+    if "crf" in chosen and CRF_RUNS not in chosen:
+        chosen.append(CRF_RUNS)  # the CRF's experiment scores those runs
     args.out.mkdir(parents=True, exist_ok=True)
     runs = []
+    # A run's settings: the same settings and seed in two experiments train once, and --resume
+    # keeps the runs claims.json already holds.
+    trained: dict[str, dict] = {}
+    results = args.out / "claims.json"
+    if args.resume and results.is_file():
+        trained = {
+            _settings(r["options"], r["scenes"], r["seed"], r["iterations"]): r
+            for r in read_runs(results)
+        }
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as scratch:
         for experiment in (e for e in EXPERIMENTS if e in chosen):
             for variant in EXPERIMENTS[experiment]:
                 for seed in range(args.seeds):
-                    runs.append(run_variant(experiment, variant, seed, settings, Path(scratch)))
+                    scenes = {**variant.scenes, **settings["scenes"]}
+                    key = _settings(variant.options, scenes, seed, settings["max_iter"])
+                    if key not in trained:
+                        trained[key] = run_variant(
+                            experiment, variant, seed, settings, Path(scratch)
+                        )
+                    runs.append({**trained[key], "experiment": experiment, "variant": variant.name})
                     # Written after every run: an interrupted suite keeps what it measured.
-                    (args.out / "claims.json").write_text(json.dumps(runs, indent=1) + "\n")
+                    results.write_text(json.dumps(runs, indent=1) + "\n")
     minutes = (time.perf_counter() - start) / 60
     command = " ".join(["python benchmarks/claims.py", *(argv or [])])
     print(report(runs, args.out, args.figures, f"`{command}`: {minutes:.0f} minutes in all."))

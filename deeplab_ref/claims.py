@@ -11,6 +11,10 @@ variant differ. A difference between two variants is called **real** when their 
 more than the sum of their standard deviations over the seeds (their mean +- std intervals do
 not overlap); otherwise it is within the seeds' spread and no finding. With 3 seeds this is a
 rule of thumb, stricter than a single run and looser than a significance test.
+
+The paper chose its atrous rates for a 41x41 score map (the released configurations' 321x321
+crops at output stride 8). On a smaller map the same rates reach past its borders; ``scaled_rates``
+keeps each rate at the same fraction of the map instead.
 """
 
 from __future__ import annotations
@@ -31,7 +35,16 @@ RUN_FIELDS = (
     "train_seconds",
     "parameters",
 )
+PAPER_SCORE_MAP = 41  # 321x321 crops at output stride 8
 SHOWN_BANDS = (3, 10)  # the table's band widths: near the boundaries and farther in
+
+
+def scaled_rates(rates: tuple[int, ...], score_map: int) -> tuple[int, ...]:
+    """The paper's ``rates`` (for a 41x41 map) at the same fraction of a ``score_map`` map,
+    rounded to the nearest integer and at least 1 (ASPP-L's 6, 12, 18, 24 -> 2, 3, 5, 6 on 11)."""
+    if score_map < 1 or any(r < 1 for r in rates):
+        raise ValueError(f"score_map and rates must be positive, got {score_map} and {rates}")
+    return tuple(max(1, round(r * score_map / PAPER_SCORE_MAP)) for r in rates)
 
 
 def read_runs(path: str | Path) -> list[dict]:

@@ -77,13 +77,6 @@ def test_claims_quick(tmp_path):
     assert "| OS 8 |" in (tmp_path / "claims.md").read_text()
 
 
-def test_claims_rules():
-    claims = load_claims()
-    # The paper's rates on a 41x41 map, at the same fraction of an 11x11 one.
-    assert claims.scaled_rates((6, 12, 18, 24)) == (2, 3, 5, 6)
-    assert claims.scaled_rates((12,)) == (3,)
-
-
 def test_crf_benchmark_tiny(capsys, tmp_path):
     threads = torch.get_num_threads()
     results = tmp_path / "crf.md"

@@ -14,6 +14,7 @@ from deeplab_ref.claims import (
     is_real,
     mean_std,
     read_runs,
+    scaled_rates,
     summarise,
 )
 from deeplab_ref.viz.claims import crf_gain_figure, experiment_figure
@@ -37,6 +38,14 @@ def run(variant: str, seed: int, miou: float, scenes: str = "distinct", crf: flo
 RUNS = [run("A", s, m) for s, m in enumerate((0.70, 0.71, 0.72))] + [
     run("B", s, m) for s, m in enumerate((0.60, 0.62, 0.61))
 ]
+
+
+def test_rates_keep_their_fraction_of_the_map():
+    assert scaled_rates((6, 12, 18, 24), 11) == (2, 3, 5, 6)  # 6 x 11 / 41 = 1.61 -> 2, ...
+    assert scaled_rates((2, 4, 8, 12), 11) == (1, 1, 2, 3)  # 2 x 11 / 41 = 0.54: at least 1
+    assert scaled_rates((6, 12, 18, 24), 41) == (6, 12, 18, 24)
+    with pytest.raises(ValueError, match="score_map"):
+        scaled_rates((12,), 0)
 
 
 def test_mean_std_is_numpy_sample_statistics():
