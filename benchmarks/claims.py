@@ -164,11 +164,11 @@ def run_variant(
     record = {
         "experiment": experiment,
         "variant": variant.name,
-        "scenes": {k: v for k, v in scenes.items() if k != "cache"},
+        "scenes": _as_json({k: v for k, v in scenes.items() if k != "cache"}),
         "seed": seed,
         "iterations": config.max_iter,
         "base_lr": config.base_lr,
-        "options": variant.options,
+        "options": _as_json(variant.options),
         "miou": network.confusion.mean_iou,
         "miou_crf": crf.confusion.mean_iou,
         "band_miou": dict(zip(BAND_WIDTHS, network.trimap.mean_iou.tolist(), strict=True)),
@@ -178,6 +178,11 @@ def run_variant(
     }
     print(json.dumps({k: record[k] for k in ("experiment", "variant", "seed", "miou")}), flush=True)
     return record
+
+
+def _as_json(value: dict) -> dict:
+    """``value`` as claims.json gives it back (tuples as lists), so that records compare equal."""
+    return json.loads(json.dumps(value))
 
 
 def _settings(options: dict, scenes: dict, seed: int, iterations: int) -> str:

@@ -74,6 +74,9 @@ def test_claims_quick(tmp_path):
     (tmp_path / "claims.md").unlink()
     rebuilt = claims.main(["--report", "--out", str(tmp_path), "--figures", str(tmp_path)])
     assert rebuilt == runs
+    # --resume keeps every run the file holds: nothing is trained again
+    again = ["--quick", "--only", "output_stride", "--resume", "--out", str(tmp_path)]
+    assert claims.main([*again, "--figures", str(tmp_path)]) == runs
     assert "| OS 8 |" in (tmp_path / "claims.md").read_text()
 
 
