@@ -24,8 +24,8 @@ CRF: mIoU, and the mean IoU within bands around the boundaries (the trimap metri
 
 Geometry. Every run is scored as the preset tests: each 96x96 scene padded to 97x97 (8 x 12 + 1,
 as the released test networks pad to 513), so that score i sits over pixel 8 i. The paper's
-rates were chosen for a 41x41 score map (the released configurations' 321x321 crops at output
-stride 8); our 81x81 crops give an 11x11 map. A rate r of the paper becomes
+rates go with a 41x41 score map (the released configurations' 321x321 crops at output stride
+8); our 81x81 crops give an 11x11 map. A rate r of the paper becomes
 max(1, round(r x 11 / 41)) here (``deeplab_ref.claims.scaled_rates``): ASPP-L's 6, 12, 18, 24 ->
 2, 3, 5, 6; ASPP-S's 2, 4, 8, 12 -> 1, 1, 2, 3; LargeFOV's 12 -> 3. Unscaled, rates 12-24 put
 nearly every tap in the padding of an 11x11 map and the branches degenerate toward 1x1

@@ -12,9 +12,9 @@ more than the sum of their standard deviations over the seeds (their mean +- std
 not overlap); otherwise it is within the seeds' spread and no finding. With 3 seeds this is a
 rule of thumb, stricter than a single run and looser than a significance test.
 
-The paper chose its atrous rates for a 41x41 score map (the released configurations' 321x321
-crops at output stride 8). On a smaller map the same rates reach past its borders; ``scaled_rates``
-keeps each rate at the same fraction of the map instead.
+The paper's atrous rates go with the released configurations' 321x321 training crops: a 41x41
+score map at output stride 8. On a smaller map the same rates reach past its borders;
+``scaled_rates`` keeps each rate at the same fraction of the map instead.
 """
 
 from __future__ import annotations
@@ -36,7 +36,14 @@ RUN_FIELDS = (
     "parameters",
 )
 PAPER_SCORE_MAP = 41  # 321x321 crops at output stride 8
-SHOWN_BANDS = (3, 10)  # the table's band widths: near the boundaries and farther in
+SHOWN_BANDS = (3, 10)
+TITLES = {  # the experiments of benchmarks/claims.py, for figures
+    "output_stride": "Output stride",
+    "field_of_view": "Field of view",
+    "aspp": "ASPP at the preset's learning rate",
+    "aspp_low_lr": "ASPP at a quarter of the preset's learning rate",
+    "msc": "Multi-scale inputs",
+}  # the table's band widths: near the boundaries and farther in
 
 
 def scaled_rates(rates: tuple[int, ...], score_map: int) -> tuple[int, ...]:

@@ -100,8 +100,12 @@ def test_figures_draw_every_variant_and_seed():
     figure = experiment_figure(RUNS, "aspp")
     bars, bands = figure.axes
     assert len(bars.patches) == 4  # 2 variants x (network, + CRF)
-    dots = [line for line in bars.get_lines() if line.get_marker() == "."]
+    dots = [line for line in bars.get_lines() if line.get_marker() == "o"]
     assert sum(len(line.get_xdata()) for line in dots) == 12  # every seed's dot
     assert len(bands.get_legend().get_texts()) == 2
-    (network, refined) = crf_gain_figure(RUNS).axes[0].get_legend().get_texts()
+    levels, gains = crf_gain_figure(RUNS, "aspp").axes
+    (network, refined) = levels.get_legend().get_texts()
     assert (network.get_text(), refined.get_text()) == ("network", "+ CRF")
+    # the paired gain: 0.10 in the 1 px band for every run (2 x 0.05), 0.05 in the others
+    gain = gains.containers[0].lines[0]  # the errorbar's data line
+    assert gain.get_ydata() == pytest.approx([0.10, 0.05, 0.05])
