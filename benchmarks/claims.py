@@ -226,7 +226,18 @@ def main(argv: list[str] | None = None) -> list[dict]:
             runs = read_runs(args.out / "claims.json")
         except ValueError as error:
             parser.error(str(error))
-        print(report(runs, args.out, args.figures, "Rebuilt from `claims.json`."))
+        # The measured run's provenance (command, wall time) stays; the tables are redrawn.
+        previous = (
+            (args.out / "claims.md").read_text().split("\n\n")
+            if (args.out / "claims.md").is_file()
+            else []
+        )
+        provenance = (
+            previous[1]
+            if previous[:1] == ["# What each idea buys"]
+            else "Rebuilt from `claims.json`."
+        )
+        print(report(runs, args.out, args.figures, provenance))
         return runs
     if args.seeds < 2 or args.max_iter < 1:
         parser.error("--seeds must be at least 2 (a spread needs two) and --max-iter positive")

@@ -8,6 +8,9 @@ from matplotlib.figure import Figure
 
 from deeplab_ref.claims import TITLES, mean_std, summarise
 
+# Line styles and markers cycle apart from the colours, so that coinciding curves stay visible.
+STYLES = [("-", "o"), ("--", "s"), (":", "^"), ("-.", "D")]
+
 
 def _band_axis(axes: Axes, widths: list[float], ylabel: str) -> None:
     axes.set_xscale("log")
@@ -31,15 +34,20 @@ def experiment_figure(runs: list[dict], experiment: str) -> Figure:
         bars.bar(positions, means, width=0.4, yerr=stds, capsize=3, label=label)
         seeds = [(i + offset, v) for i, n in enumerate(names) for v in variants[n][metric]]
         bars.plot(*zip(*seeds, strict=True), "o", ms=4, mfc="white", mec="black", mew=0.8)
-    bars.set_xticks(range(len(names)), names, rotation=20, ha="right", fontsize=8)
+    labels = [name.replace(", ", ",\n") for name in names]
+    bars.set_xticks(range(len(names)), labels, rotation=30, ha="right", fontsize=7)
     bars.set_ylabel("mIoU (circles: the seeds)")
     bars.set_ylim(0, 1)
     bars.legend(fontsize=8, loc="upper left")
     widths = sorted(runs[0]["band_miou"])
-    for name, cell in variants.items():
+    for index, (name, cell) in enumerate(variants.items()):
         means, stds = zip(*(mean_std(cell[f"band {w}"]) for w in widths), strict=True)
-        bands.errorbar(widths, means, yerr=stds, marker="o", ms=3, capsize=2, label=name)
+        line, marker = STYLES[index % len(STYLES)]
+        bands.errorbar(
+            widths, means, yerr=stds, ls=line, marker=marker, ms=4, capsize=2, label=name
+        )
     _band_axis(bands, widths, "mean IoU within the band (network)")
+    bands.set_ylim(0, 1)
     bands.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     seeds = len(next(iter(variants.values()))["miou"])
     figure.suptitle(f"{TITLES.get(experiment, experiment)}: mean ± std over {seeds} seeds")
