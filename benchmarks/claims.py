@@ -38,7 +38,8 @@ the seeds' spread, and no finding. The tables and figures come from ``deeplab_re
 
 Run: ``python benchmarks/claims.py`` (every experiment, 3 seeds; a variant that two experiments
 share is trained once), ``--resume`` (keep the runs claims.json holds, train the rest),
-``--quick`` (a smoke test: 2 seeds, a few iterations, tiny splits), ``--only
+``--overwrite`` (train every run again: without it or ``--resume`` an existing claims.json is
+never replaced), ``--quick`` (a smoke test: 2 seeds, a few iterations, tiny splits), ``--only
 output_stride,crf``, ``--report`` (the tables and figures again from claims.json, no training).
 Writes ``benchmarks/results/claims.json`` (one object per run), ``claims.md`` (the tables) and
 ``figures/claims_*.png``.
@@ -218,6 +219,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument(
         "--resume", action="store_true", help="keep the runs claims.json holds; train the rest"
     )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace the runs claims.json holds"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--figures", type=Path, default=ROOT / "figures")
     args = parser.parse_args(argv)
@@ -256,6 +260,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     # keeps the runs claims.json already holds.
     trained: dict[str, dict] = {}
     results = args.out / "claims.json"
+    if results.is_file() and not (args.resume or args.overwrite):
+        parser.error(
+            f"{results} holds earlier runs: --resume keeps them and trains the rest, "
+            "--overwrite trains every run again"
+        )
     if args.resume and results.is_file():
         trained = {
             _settings(r["options"], r["scenes"], r["seed"], r["iterations"]): r
@@ -274,7 +283,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
                         )
                     runs.append({**trained[key], "experiment": experiment, "variant": variant.name})
                     # Written after every run: an interrupted suite keeps what it measured.
-                    results.write_text(json.dumps(runs, indent=1) + "\n")
+                    partial = results.with_suffix(".json.tmp")
+                    partial.write_text(json.dumps(runs, indent=1) + "\n")
+                    partial.replace(results)  # atomic: an interrupted write keeps the last file
     minutes = (time.perf_counter() - start) / 60
     command = " ".join(["python benchmarks/claims.py", *(argv or [])])
     print(report(runs, args.out, args.figures, f"`{command}`: {minutes:.0f} minutes in all."))

@@ -57,7 +57,7 @@ def load_claims():
     return module
 
 
-def test_claims_quick(tmp_path):
+def test_claims_quick(tmp_path, capsys):
     claims = load_claims()
     runs = claims.main(
         ["--quick", "--only", "output_stride", "--out", str(tmp_path), "--figures", str(tmp_path)]
@@ -77,6 +77,11 @@ def test_claims_quick(tmp_path):
     # --resume keeps every run the file holds: nothing is trained again
     again = ["--quick", "--only", "output_stride", "--resume", "--out", str(tmp_path)]
     assert claims.main([*again, "--figures", str(tmp_path)]) == runs
+    # without --resume or --overwrite the runs are never replaced
+    with pytest.raises(SystemExit) as refused:
+        claims.main(again[:3] + ["--out", str(tmp_path), "--figures", str(tmp_path)])
+    assert refused.value.code == 2
+    assert "--resume keeps them" in capsys.readouterr().err
     assert "| OS 8 |" in (tmp_path / "claims.md").read_text()
 
 
