@@ -54,7 +54,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deeplab_ref.claims import crf_table, experiment_table, read_runs, scaled_rates
+from deeplab_ref.claims import (
+    crf_table,
+    experiment_table,
+    read_runs,
+    scaled_rates,
+    training_key,
+)
 from deeplab_ref.crf_evaluation import evaluate_crf
 from deeplab_ref.data.synthetic import class_names
 from deeplab_ref.models import count_parameters
@@ -68,6 +74,7 @@ MAP = 11  # the score map of our 81x81 crops at stride 8 (the paper's: 41, from 
 CRF_RUNS = "aspp_low_lr"  # the CRF is scored on these runs: every one of them trained stably
 LOW_LR = 0.0025  # a quarter of the preset's 0.01 (the earlier ablation's rate for MSC)
 BAND_WIDTHS = (1, 2, 3, 5, 10, 20)
+TITLE = "# What each idea buys"  # claims.md's first line
 WIDE_SCALES = {"object_size": (8.0, 96.0)}  # a 12x range of object sizes in 96x96 scenes
 
 
@@ -186,8 +193,14 @@ def _as_json(value: dict) -> dict:
     return json.loads(json.dumps(value))
 
 
-def _settings(options: dict, scenes: dict, seed: int, iterations: int) -> str:
-    return json.dumps([options, scenes, seed, iterations], sort_keys=True)
+def _recorded_provenance(markdown: Path) -> str:
+    """The provenance paragraph (command, wall time) of an earlier claims.md, which --report
+    keeps while it redraws the tables."""
+    if markdown.is_file():
+        title, _, rest = markdown.read_text().partition("\n\n")
+        if title == TITLE:
+            return rest.split("\n\n", 1)[0]
+    return "Rebuilt from `claims.json`."
 
 
 def report(runs: list[dict], out: Path, figures: Path, provenance: str) -> str:
@@ -197,7 +210,7 @@ def report(runs: list[dict], out: Path, figures: Path, provenance: str) -> str:
     if CRF_RUNS in experiments:
         tables.append(crf_table(runs, CRF_RUNS))
     text = "\n\n".join(tables) + "\n"
-    (out / "claims.md").write_text(f"# What each idea buys\n\n{provenance}\n\n{text}")
+    (out / "claims.md").write_text(f"{TITLE}\n\n{provenance}\n\n{text}")
     figures.mkdir(parents=True, exist_ok=True)
     drawn = {f"claims_{e}.png": experiment_figure(runs, e) for e in experiments}
     if CRF_RUNS in experiments:
@@ -230,17 +243,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             runs = read_runs(args.out / "claims.json")
         except ValueError as error:
             parser.error(str(error))
-        # The measured run's provenance (command, wall time) stays; the tables are redrawn.
-        previous = (
-            (args.out / "claims.md").read_text().split("\n\n")
-            if (args.out / "claims.md").is_file()
-            else []
-        )
-        provenance = (
-            previous[1]
-            if previous[:1] == ["# What each idea buys"]
-            else "Rebuilt from `claims.json`."
-        )
+        provenance = _recorded_provenance(args.out / "claims.md")
         print(report(runs, args.out, args.figures, provenance))
         return runs
     if args.seeds < 2 or args.max_iter < 1:
@@ -267,7 +270,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         )
     if args.resume and results.is_file():
         trained = {
-            _settings(r["options"], r["scenes"], r["seed"], r["iterations"]): r
+            training_key(r["options"], r["scenes"], r["seed"], r["iterations"]): r
             for r in read_runs(results)
         }
     start = time.perf_counter()
@@ -276,7 +279,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             for variant in EXPERIMENTS[experiment]:
                 for seed in range(args.seeds):
                     scenes = {**variant.scenes, **settings["scenes"]}
-                    key = _settings(variant.options, scenes, seed, settings["max_iter"])
+                    key = training_key(variant.options, scenes, seed, settings["max_iter"])
                     if key not in trained:
                         trained[key] = run_variant(
                             experiment, variant, seed, settings, Path(scratch)

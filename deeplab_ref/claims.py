@@ -28,6 +28,8 @@ RUN_FIELDS = (
     "variant",
     "scenes",
     "seed",
+    "iterations",
+    "options",
     "miou",
     "miou_crf",
     "band_miou",
@@ -36,14 +38,14 @@ RUN_FIELDS = (
     "parameters",
 )
 PAPER_SCORE_MAP = 41  # 321x321 crops at output stride 8
-SHOWN_BANDS = (3, 10)
+SHOWN_BANDS = (3, 10)  # the table's band widths: near the boundaries and farther in
 TITLES = {  # the experiments of benchmarks/claims.py, for figures
     "output_stride": "Output stride",
     "field_of_view": "Field of view",
     "aspp": "ASPP at the preset's learning rate",
     "aspp_low_lr": "ASPP at a quarter of the preset's learning rate",
     "msc": "Multi-scale inputs",
-}  # the table's band widths: near the boundaries and farther in
+}
 
 
 def scaled_rates(rates: tuple[int, ...], score_map: int) -> tuple[int, ...]:
@@ -52,6 +54,12 @@ def scaled_rates(rates: tuple[int, ...], score_map: int) -> tuple[int, ...]:
     if score_map < 1 or any(r < 1 for r in rates):
         raise ValueError(f"score_map and rates must be positive, got {score_map} and {rates}")
     return tuple(max(1, round(r * score_map / PAPER_SCORE_MAP)) for r in rates)
+
+
+def training_key(options: dict, scenes: dict, seed: int, iterations: int) -> str:
+    """What makes two runs one training: the variant's settings, its scenes, the seed and the
+    iterations (a variant two experiments share is trained once and recorded in each)."""
+    return json.dumps([options, scenes, seed, iterations], sort_keys=True)
 
 
 def read_runs(path: str | Path) -> list[dict]:
@@ -158,7 +166,7 @@ def experiment_table(runs: list[dict], experiment: str) -> str:
     return "\n".join([*lines, "", "mIoU differences: " + "; ".join(verdicts) + "."])
 
 
-def crf_table(runs: list[dict], experiment: str = "aspp") -> str:
+def crf_table(runs: list[dict], experiment: str) -> str:
     """The CRF's gain within each band over the runs of ``experiment``: network, + CRF, and the
     paired gain (the same run with and without the CRF), mean +- std over the runs."""
     chosen = [r for r in runs if r["experiment"] == experiment]
