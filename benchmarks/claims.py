@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -66,6 +67,7 @@ from deeplab_ref.data.synthetic import class_names
 from deeplab_ref.models import count_parameters
 from deeplab_ref.prediction import test_network
 from deeplab_ref.presets import build_dataset, get_preset
+from deeplab_ref.run_control import TrainingInterrupted
 from deeplab_ref.train import train
 from deeplab_ref.viz.claims import crf_gain_figure, experiment_figure
 
@@ -193,6 +195,14 @@ def _as_json(value: dict) -> dict:
     return json.loads(json.dumps(value))
 
 
+def _recorded_runs(results: Path, parser: argparse.ArgumentParser) -> list[dict]:
+    """The runs claims.json holds; a file that is not one exits 2, naming it."""
+    try:
+        return read_runs(results)
+    except ValueError as error:
+        parser.error(str(error))
+
+
 def _recorded_provenance(markdown: Path) -> str:
     """The provenance paragraph (command, wall time) of an earlier claims.md, which --report
     keeps while it redraws the tables."""
@@ -238,11 +248,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--figures", type=Path, default=ROOT / "figures")
     args = parser.parse_args(argv)
+    results = args.out / "claims.json"
     if args.report:
-        try:
-            runs = read_runs(args.out / "claims.json")
-        except ValueError as error:
-            parser.error(str(error))
+        runs = _recorded_runs(results, parser)
         provenance = _recorded_provenance(args.out / "claims.md")
         print(report(runs, args.out, args.figures, provenance))
         return runs
@@ -262,7 +270,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
     # A run's settings: the same settings and seed in two experiments train once, and --resume
     # keeps the runs claims.json already holds.
     trained: dict[str, dict] = {}
-    results = args.out / "claims.json"
     if results.is_file() and not (args.resume or args.overwrite):
         parser.error(
             f"{results} holds earlier runs: --resume keeps them and trains the rest, "
@@ -271,24 +278,33 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if args.resume and results.is_file():
         trained = {
             training_key(r["options"], r["scenes"], r["seed"], r["iterations"]): r
-            for r in read_runs(results)
+            for r in _recorded_runs(results, parser)
         }
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory() as scratch:
-        for experiment in (e for e in EXPERIMENTS if e in chosen):
-            for variant in EXPERIMENTS[experiment]:
-                for seed in range(args.seeds):
-                    scenes = {**variant.scenes, **settings["scenes"]}
-                    key = training_key(variant.options, scenes, seed, settings["max_iter"])
-                    if key not in trained:
-                        trained[key] = run_variant(
-                            experiment, variant, seed, settings, Path(scratch)
-                        )
-                    runs.append({**trained[key], "experiment": experiment, "variant": variant.name})
-                    # Written after every run: an interrupted suite keeps what it measured.
-                    partial = results.with_suffix(".json.tmp")
-                    partial.write_text(json.dumps(runs, indent=1) + "\n")
-                    partial.replace(results)  # atomic: an interrupted write keeps the last file
+    try:
+        with tempfile.TemporaryDirectory() as scratch:
+            for experiment in (e for e in EXPERIMENTS if e in chosen):
+                for variant in EXPERIMENTS[experiment]:
+                    for seed in range(args.seeds):
+                        scenes = {**variant.scenes, **settings["scenes"]}
+                        key = training_key(variant.options, scenes, seed, settings["max_iter"])
+                        if key not in trained:
+                            trained[key] = run_variant(
+                                experiment, variant, seed, settings, Path(scratch)
+                            )
+                        run = {**trained[key], "experiment": experiment, "variant": variant.name}
+                        runs.append(run)
+                        # Written after every run: an interrupted suite keeps what it measured.
+                        partial = results.with_suffix(".json.tmp")
+                        partial.write_text(json.dumps(runs, indent=1) + "\n")
+                        partial.replace(results)  # atomic: a write cut short keeps the last file
+    except (TrainingInterrupted, KeyboardInterrupt):
+        # The run in progress goes with the scratch folder; every finished one is in the file.
+        print(
+            f"interrupted: {len(runs)} runs kept in {results}; --resume trains the rest",
+            file=sys.stderr,
+        )
+        raise SystemExit(130) from None  # the shell's code for a process stopped by Ctrl-C
     minutes = (time.perf_counter() - start) / 60
     command = " ".join(["python benchmarks/claims.py", *(argv or [])])
     print(report(runs, args.out, args.figures, f"`{command}`: {minutes:.0f} minutes in all."))

@@ -5,12 +5,15 @@ the library's and that the CRF versions agree with each other."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+
+from deeplab_ref.run_control import TrainingInterrupted
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 BENCHMARK = BENCHMARKS / "train_throughput.py"
@@ -82,7 +85,30 @@ def test_claims_quick(tmp_path, capsys):
         claims.main(again[:3] + ["--out", str(tmp_path), "--figures", str(tmp_path)])
     assert refused.value.code == 2
     assert "--resume keeps them" in capsys.readouterr().err
+    (tmp_path / "claims.json").write_text("[{")  # a damaged record: exit 2 naming the file
+    with pytest.raises(SystemExit) as refused:
+        claims.main([*again, "--figures", str(tmp_path)])
+    assert refused.value.code == 2 and "claims.json" in capsys.readouterr().err
     assert "| OS 8 |" in (tmp_path / "claims.md").read_text()
+
+
+def test_claims_interrupted_keeps_the_finished_runs(tmp_path, monkeypatch, capsys):
+    claims = load_claims()
+    finished = []
+
+    def stopped_after_two(*args):
+        if len(finished) == 2:
+            raise TrainingInterrupted(1, "SIGINT")
+        finished.append(args)
+        return {"experiment": args[0], "variant": args[1].name, "seed": args[2]}
+
+    monkeypatch.setattr(claims, "run_variant", stopped_after_two)
+    with pytest.raises(SystemExit) as stopped:
+        claims.main(["--quick", "--only", "output_stride", "--out", str(tmp_path)])
+    assert stopped.value.code == 130
+    assert "2 runs kept" in capsys.readouterr().err
+    kept = json.loads((tmp_path / "claims.json").read_text())
+    assert [(r["variant"], r["seed"]) for r in kept] == [("OS 32", 0), ("OS 32", 1)]
 
 
 def test_crf_benchmark_tiny(capsys, tmp_path):
